@@ -1,0 +1,1 @@
+//! The manager's HTTP API under /v1. (Being written.)

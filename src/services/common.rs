@@ -1,0 +1,143 @@
+//! What every stand-in shares: listening, the ready file, graceful shutdown,
+//! and the Dockerflow endpoints (`/__heartbeat__`, `/__lbheartbeat__`, `/__version__`).
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use axum::routing::get;
+use axum::{Json, Router};
+use tokio::net::TcpListener;
+
+/// Flags shared by every `stagelib service <name>`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CommonArgs {
+    /// Address to listen on. Port 0 picks a free port; the bound address is then
+    /// written to --ready-file.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: SocketAddr,
+    /// Directory holding the service's persistent state (created if missing).
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Once listening, write the bound address (e.g. `127.0.0.1:40123`) to this file.
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+    /// The stack's secret for this service (bearer token, password, S3 secret key or
+    /// Hawk key, depending on the service).
+    #[arg(long, env = "STAGELIB_SERVICE_SECRET", hide_env_values = true)]
+    pub secret: Option<String>,
+    /// The identity paired with --secret (OAuth client id, basic-auth user, S3 access
+    /// key or Hawk id).
+    #[arg(long, env = "STAGELIB_SERVICE_USER", default_value = "stagelib")]
+    pub user: String,
+    /// The URL clients use to reach this service (for absolute URLs in responses).
+    #[arg(long)]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot listen on {addr}: {source} (is another process using the port?)")]
+    Bind { addr: SocketAddr, source: std::io::Error },
+    #[error("cannot create data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("cannot write ready file {path}: {source}")]
+    ReadyFile { path: PathBuf, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Create the data directory if needed.
+pub fn ensure_data_dir(dir: &Path) -> Result<(), ServeError> {
+    std::fs::create_dir_all(dir).map_err(|source| ServeError::DataDir {
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+/// Bind the listener; the caller serves on it.
+pub async fn bind(addr: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ServeError::Bind { addr, source })
+}
+
+/// Write the bound address to `path` atomically (write to a temp file, then rename),
+/// so a reader never sees a partial address.
+pub fn write_ready_file(path: &Path, addr: SocketAddr) -> Result<(), ServeError> {
+    let tmp = path.with_extension("tmp");
+    let err = |source| ServeError::ReadyFile {
+        path: path.to_path_buf(),
+        source,
+    };
+    std::fs::write(&tmp, addr.to_string()).map_err(err)?;
+    std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// The Dockerflow endpoints every service answers. `/__heartbeat__` here only says
+/// the process is up; a service with a database may mount its own instead.
+pub fn dockerflow_routes(service: &'static str) -> Router {
+    Router::new()
+        .route("/__lbheartbeat__", get(|| async { "OK" }))
+        .route("/__heartbeat__", get(|| async { "OK" }))
+        .route(
+            "/__version__",
+            get(move || async move {
+                Json(serde_json::json!({
+                    "source": "https://github.com/mozilla-releng/stagelib",
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "commit": option_env!("STAGELIB_GIT_HASH").unwrap_or("unknown"),
+                    "build": service,
+                }))
+            }),
+        )
+}
+
+/// Bind `args.listen`, write the ready file, and serve `router` until SIGTERM or
+/// Ctrl-C.
+pub async fn serve(router: Router, args: &CommonArgs, service: &'static str) -> Result<(), ServeError> {
+    let listener = bind(args.listen).await?;
+    let addr = listener.local_addr().map_err(ServeError::Serve)?;
+    if let Some(path) = &args.ready_file {
+        write_ready_file(path, addr)?;
+    }
+    tracing::info!(%addr, service, "listening");
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(ServeError::Serve)
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ready_file_is_written_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("ready");
+        let addr: SocketAddr = "127.0.0.1:4321".parse().expect("addr");
+        write_ready_file(&path, addr).expect("write");
+        assert_eq!(std::fs::read_to_string(&path).expect("read"), "127.0.0.1:4321");
+    }
+}

@@ -1,0 +1,22 @@
+//! The shipit stand-in: `stagelib service shipit`.
+//! (Only the Dockerflow endpoints so far; the API lands with its issue.)
+use axum::Router;
+
+use super::common::{self, CommonArgs, ServeError};
+
+/// `stagelib service shipit`
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// The service's router, mountable in-process by tests.
+pub fn router() -> Router {
+    common::dockerflow_routes("shipit")
+}
+
+pub async fn run(args: Args) -> Result<(), ServeError> {
+    common::ensure_data_dir(&args.common.data_dir)?;
+    common::serve(router(), &args.common, "shipit").await
+}

@@ -1,0 +1,151 @@
+//! Persistence of leases, audit events and API tokens.
+//!
+//! One trait, two implementations chosen by URL scheme: SQLite (`sqlite://…`, the
+//! embedded default) and PostgreSQL (`postgres://…`, shared by several managers).
+//! Each has its own add-only migrations under `migrations/`. Timestamps are stored
+//! as UTC epoch milliseconds (BIGINT) in both, so comparisons are identical.
+//!
+//! Invariants: a state change is one compare-and-swap `UPDATE … WHERE state IN (…)
+//! RETURNING`, written in the same transaction as its audit event; quota and
+//! namespace checks happen inside the insert's transaction, never as a separate read.
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, Utc};
+
+use crate::lease::{AuditEvent, Lease, LeaseId, LeaseState, NewLease, Scope};
+use crate::stack::StackEndpoints;
+
+pub mod postgres;
+pub mod sqlite;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("lease {0} not found")]
+    NotFound(LeaseId),
+    #[error("{owner} already holds {limit} active leases (the quota); release one first")]
+    QuotaExceeded { owner: String, limit: u32 },
+    #[error("namespace `{namespace}` is already used by an active lease on stack {stack_id}")]
+    NamespaceTaken { namespace: String, stack_id: String },
+    #[error("lease {id} is `{current}`, expected one of: {expected}")]
+    StateConflict {
+        id: LeaseId,
+        current: LeaseState,
+        expected: String,
+    },
+    #[error("unsupported database URL `{0}`: use sqlite://PATH or postgres://USER@HOST/DB")]
+    UnsupportedUrl(String),
+    #[error("cannot open database {url}: {source}\n  hint: {hint}")]
+    Connect {
+        url: String,
+        hint: &'static str,
+        source: sqlx::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("corrupt row in the database: {0}")]
+    Corrupt(String),
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+}
+
+/// Which leases `list_leases` returns.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseFilter {
+    pub owner: Option<String>,
+    /// Only these states (empty: all).
+    pub states: Vec<LeaseState>,
+    pub stack_id: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// The who/when/why of a state change, plus what it sets alongside.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub actor: String,
+    pub at: DateTime<Utc>,
+    pub reason: Option<String>,
+    /// Stored with the change (set when becoming `ready`).
+    pub endpoints: Option<StackEndpoints>,
+}
+
+/// Fields `update_lease` may change on an active lease.
+#[derive(Debug, Clone, Default)]
+pub struct LeaseUpdate {
+    pub expires_at: Option<DateTime<Utc>>,
+    pub hold: Option<bool>,
+    pub last_heartbeat_at: Option<DateTime<Utc>>,
+    /// Replaces the labels when set.
+    pub labels: Option<BTreeMap<String, String>>,
+}
+
+/// An API token as stored: only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: String,
+    pub user: String,
+    pub scope: Scope,
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Which database this is (`sqlite` or `postgres`), for logs and `doctor`.
+    fn kind(&self) -> &'static str;
+
+    /// Insert a lease in state `requested` with its creation audit event, atomically
+    /// refusing it when `new.owner` already holds `quota` active leases
+    /// (`QuotaExceeded`) or `new.namespace` is used by an active lease on the same
+    /// stack (`NamespaceTaken`). Safe under any number of concurrent callers.
+    async fn create_lease(&self, new: &NewLease, quota: u32, actor: &str) -> Result<Lease, StoreError>;
+
+    async fn get_lease(&self, id: LeaseId) -> Result<Lease, StoreError>;
+
+    /// Newest first.
+    async fn list_leases(&self, filter: &LeaseFilter) -> Result<Vec<Lease>, StoreError>;
+
+    /// Compare-and-swap: set `to` iff the current state is one of `from`, and append
+    /// the audit event, in one transaction. `StateConflict` names the actual state.
+    async fn transition(
+        &self,
+        id: LeaseId,
+        from: &[LeaseState],
+        to: LeaseState,
+        change: &Change,
+    ) -> Result<Lease, StoreError>;
+
+    /// Change expiry / hold / heartbeat / labels of a lease that is still active
+    /// (`StateConflict` otherwise).
+    async fn update_lease(&self, id: LeaseId, update: &LeaseUpdate, at: DateTime<Utc>) -> Result<Lease, StoreError>;
+
+    /// Leases in `requested`, `provisioning` or `ready` whose effective expiry is at
+    /// or before `now` (`expires_at`, or `created_at + max_ttl` when held).
+    async fn find_stale(&self, now: DateTime<Utc>, max_ttl: Duration) -> Result<Vec<Lease>, StoreError>;
+
+    /// Move every lease `find_stale` would return to `expired` (audit events
+    /// included) and return them; a lease changed concurrently is skipped.
+    async fn expire_stale(&self, now: DateTime<Utc>, max_ttl: Duration, actor: &str) -> Result<Vec<Lease>, StoreError>;
+
+    /// Audit events of a lease, oldest first.
+    async fn events(&self, id: LeaseId) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Number of leases in each state (every state present, zeros included).
+    async fn count_by_state(&self) -> Result<BTreeMap<LeaseState, u64>, StoreError>;
+
+    async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
+
+    async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+}
+
+/// Open the store named by `url` and apply its migrations.
+/// `sqlite://PATH` (created if missing, WAL mode) or `postgres://…`.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(std::sync::Arc::new(sqlite::SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(std::sync::Arc::new(postgres::PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
