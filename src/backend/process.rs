@@ -11,6 +11,12 @@ pub struct ProcessBackend {
     pub state_dir: PathBuf,
 }
 
+impl ProcessBackend {
+    pub fn from_current_exe(state_dir: PathBuf) -> Result<Self, BackendError> {
+        Ok(Self { state_dir })
+    }
+}
+
 #[async_trait]
 impl Backend for ProcessBackend {
     fn name(&self) -> &'static str {

@@ -1,15 +1,39 @@
 //! The command line: one module per subcommand. `main` parses, sets up tracing,
-//! runs the command and maps its error to a documented exit code.
+//! runs the command and maps its error to a documented exit code (README.md).
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod config;
+pub mod context;
+pub mod env;
+pub mod extend;
+pub mod heartbeat;
+pub mod list;
+pub mod output;
+pub mod reap;
+pub mod release;
+pub mod reserve;
+pub mod serve;
 pub mod service;
+pub mod show;
+pub mod token;
+
+use crate::manager::{ErrorKind, ManagerError};
 
 /// A library of isolated staging stacks (Balrog, Bouncer, S3, Ship-it) for
 /// Mozilla release automation.
+///
+/// Check out a stack, point a Try push at its lease ID, give it back:
+///
+///   LEASE=$(stagelib reserve --wait)
+///   stagelib env $LEASE --format try > try_task_config.json
+///   stagelib release $LEASE
+///
+/// Without --server every command works on the database directly (SQLite under
+/// the XDG data dir by default); with --server it calls a running `stagelib serve`.
 #[derive(Parser, Debug)]
-#[command(name = "stagelib", version, about, long_about = None)]
+#[command(name = "stagelib", version, about, verbatim_doc_comment)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -20,21 +44,48 @@ pub struct Cli {
 /// Flags every subcommand accepts.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Global {
-    /// Log filter (e.g. `info`, `stagelib=debug`); logs go to stderr.
-    #[arg(long, global = true, env = "STAGELIB_LOG", default_value = "warn")]
+    /// Log filter (e.g. `info`, `stagelib=debug`); logs go to stderr [env: STAGELIB_LOG]
+    #[arg(long, global = true, default_value = "warn")]
     pub log: String,
+    /// Machine-readable JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(flatten)]
+    pub flags: config::Flags,
 }
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Check out a staging stack; prints the lease ID.
+    Reserve(reserve::Args),
+    /// List your leases (--all: everyone's).
+    List(list::Args),
+    /// Show one lease with its history.
+    Show(show::Args),
+    /// Extend a lease (--by 4h) or hold it.
+    Extend(extend::Args),
+    /// Say a lease is still in use.
+    Heartbeat(heartbeat::Args),
+    /// Give a stack back; its services are stopped and removed.
+    Release(release::Args),
+    /// Print a lease's endpoints and credentials (env, json, yaml, try).
+    Env(env::Args),
+    /// One cleanup pass: expire stale leases, retire their stacks (for cron).
+    Reap(reap::Args),
+    /// Run the HTTP API and the background reaper.
+    Serve(serve::Args),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(token::TokenCommand),
     /// Run one stand-in service (used inside stack containers and child processes).
     #[command(subcommand)]
     Service(service::ServiceCommand),
 }
 
 pub fn init_tracing(global: &Global) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&global.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let spec = std::env::var("STAGELIB_LOG").unwrap_or_else(|_| global.log.clone());
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&spec).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -52,6 +103,55 @@ pub mod exit {
     pub const UNAVAILABLE: u8 = 6;
 }
 
+/// A mistake in the command line that clap could not catch.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(UsageError(msg.into()))
+}
+
+/// The exit code for an error.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<UsageError>().is_some() || e.downcast_ref::<config::ConfigError>().is_some() {
+        return exit::USAGE;
+    }
+    match e.downcast_ref::<ManagerError>().map(ManagerError::kind) {
+        Some(ErrorKind::Invalid) => exit::USAGE,
+        Some(ErrorKind::NotFound) => exit::NOT_FOUND,
+        Some(ErrorKind::Forbidden | ErrorKind::Unauthenticated) => exit::FORBIDDEN,
+        Some(ErrorKind::Conflict) => exit::CONFLICT,
+        Some(ErrorKind::Unavailable) => exit::UNAVAILABLE,
+        Some(ErrorKind::Internal) | None => exit::ERROR,
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let json = cli.global.json;
+    let settings =
+        || config::Settings::resolve(&cli.global.flags, &|k| std::env::var(k).ok()).map_err(anyhow::Error::new);
+    match cli.command {
+        Command::Service(cmd) => service::run(cmd).await,
+        Command::Serve(args) => serve::run(settings()?, args).await,
+        cmd => {
+            let ctx = context::Context::build(settings()?, json).await?;
+            match cmd {
+                Command::Reserve(a) => reserve::run(&ctx, a).await.map(|_| ()),
+                Command::List(a) => list::run(&ctx, a).await,
+                Command::Show(a) => show::run(&ctx, a).await,
+                Command::Extend(a) => extend::run(&ctx, a).await,
+                Command::Heartbeat(a) => heartbeat::run(&ctx, a).await,
+                Command::Release(a) => release::run(&ctx, a).await,
+                Command::Env(a) => env::run(&ctx, a).await,
+                Command::Reap(a) => reap::run(&ctx, a).await,
+                Command::Token(c) => token::run(&ctx, c).await,
+                Command::Service(_) | Command::Serve(_) => Ok(()),
+            }
+        }
+    }
+}
+
 pub fn main(cli: Cli) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
@@ -60,16 +160,11 @@ pub fn main(cli: Cli) -> ExitCode {
             return ExitCode::from(exit::ERROR);
         }
     };
-    let result = runtime.block_on(async move {
-        match cli.command {
-            Command::Service(cmd) => service::run(cmd).await,
-        }
-    });
-    match result {
+    match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => {
             eprintln!("error: {e:#}");
-            ExitCode::from(exit::ERROR)
+            ExitCode::from(exit_code(&e))
         }
     }
 }

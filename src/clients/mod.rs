@@ -1,1 +1,3 @@
-//! (in progress; see docs/ARCHITECTURE.md)
+//! Typed HTTP clients: the manager's own API (for `--server`), and (later) the
+//! admin APIs of the stand-ins, used by seeding and promotion.
+pub mod manager;

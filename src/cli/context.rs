@@ -1,0 +1,85 @@
+//! What every lease command needs: resolved settings, the caller, and a
+//! [`LeaseService`] — the local manager over the database, or the remote API.
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::config::{BackendChoice, Settings};
+use crate::backend::process::ProcessBackend;
+use crate::backend::Backend;
+use crate::clients::manager::RemoteManager;
+use crate::lease::Actor;
+use crate::manager::{Clock, LeaseService, Manager, ManagerKey, ManagerParts, ManualClock, SystemClock};
+
+pub struct Context {
+    pub settings: Settings,
+    pub actor: Actor,
+    pub json: bool,
+    pub service: Box<dyn LeaseService>,
+    /// Set in local mode.
+    pub manager: Option<Arc<Manager>>,
+}
+
+/// Pick the backend for local mode.
+pub fn backend_for(settings: &Settings) -> anyhow::Result<Arc<dyn Backend>> {
+    match settings.backend {
+        BackendChoice::Process | BackendChoice::Auto => {
+            let dir = settings.state_dir.join("process");
+            Ok(Arc::new(
+                ProcessBackend::from_current_exe(dir).context("process backend")?,
+            ))
+        }
+        BackendChoice::Docker => anyhow::bail!(
+            "the docker backend is not available in this build yet\n  hint: use --backend process (or auto)"
+        ),
+    }
+}
+
+/// Build the local manager (store + backend + key).
+pub async fn local_manager(settings: &Settings, background: bool) -> anyhow::Result<Arc<Manager>> {
+    let store = crate::store::open(&settings.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!(e))
+        .context("opening the lease database")?;
+    let backend = backend_for(settings)?;
+    let key = ManagerKey::load_or_create(&settings.state_dir.join("manager.key"))
+        .with_context(|| format!("manager key under {}", settings.state_dir.display()))?;
+    let clock: Arc<dyn Clock> = match settings.now {
+        Some(t) => Arc::new(ManualClock::new(t)),
+        None => Arc::new(SystemClock),
+    };
+    Ok(Manager::new(ManagerParts {
+        store,
+        backend,
+        clock,
+        policy: settings.policy.clone(),
+        key,
+        background,
+    }))
+}
+
+impl Context {
+    pub async fn build(settings: Settings, json: bool) -> anyhow::Result<Self> {
+        if let Some(server) = settings.server.clone() {
+            let remote = RemoteManager::new(&server, settings.token.clone())?;
+            let actor = Actor::user(settings.user.clone());
+            return Ok(Self {
+                settings,
+                actor,
+                json,
+                service: Box::new(remote),
+                manager: None,
+            });
+        }
+        let manager = local_manager(&settings, false).await?;
+        // Whoever holds the database is its operator: admin scope, acting as `user`.
+        let actor = Actor::admin(settings.user.clone());
+        Ok(Self {
+            settings,
+            actor,
+            json,
+            service: Box::new(Arc::clone(&manager)),
+            manager: Some(manager),
+        })
+    }
+}

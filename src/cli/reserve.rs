@@ -1,0 +1,115 @@
+//! `stagelib reserve`: check out a stack and print its lease ID.
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::context::Context;
+use super::output;
+use crate::lease::{Lease, LeaseState};
+use crate::manager::ReserveRequest;
+
+/// Check out a staging stack. Prints the lease ID (use it in your Try push).
+///
+/// Examples:
+///   stagelib reserve
+///   stagelib reserve --template full --ttl 2d --label try=abc123 --wait
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// `default` (balrog, bouncer, s3) or `full` (adds shipit).
+    #[arg(long, default_value = "default")]
+    pub template: String,
+    /// How long the lease lasts (e.g. 90m, 8h, 2d); the policy default when omitted.
+    #[arg(long)]
+    pub ttl: Option<String>,
+    /// Namespace for channel and bucket names; derived from your user name when omitted.
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Keep the lease past its TTL, up to the maximum lifetime.
+    #[arg(long)]
+    pub hold: bool,
+    /// A label KEY=VALUE (repeatable), e.g. a Try revision.
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Seed the stack from this snapshot.
+    #[arg(long)]
+    pub seed: Option<String>,
+    /// Share an existing stack (by stack ID) under your own namespace.
+    #[arg(long)]
+    pub stack: Option<String>,
+    /// Reserve for another user (admin only).
+    #[arg(long)]
+    pub owner: Option<String>,
+    /// Wait until the stack is ready (or failed) before returning.
+    #[arg(long)]
+    pub wait: bool,
+    /// Give up waiting after this long.
+    #[arg(long, default_value = "10m")]
+    pub wait_timeout: String,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<Lease> {
+    let timeout =
+        crate::lease::parse_duration(&args.wait_timeout).map_err(|e| super::usage(format!("--wait-timeout: {e}")))?;
+    let req = ReserveRequest {
+        owner: args.owner,
+        namespace: args.namespace,
+        template: Some(args.template),
+        ttl: args.ttl,
+        hold: args.hold,
+        labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
+        seed: args.seed,
+        stack_id: args.stack,
+    };
+    let mut lease = ctx.service.reserve(&ctx.actor, req).await?;
+    if args.wait && !matches!(lease.state, LeaseState::Ready | LeaseState::Failed) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout.num_seconds().max(1) as u64);
+        let mut last = lease.state;
+        if !ctx.json {
+            eprintln!("lease {}: {}", lease.id, lease.state);
+        }
+        while matches!(lease.state, LeaseState::Requested | LeaseState::Provisioning) {
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!(
+                    "lease {} is still `{}` after {}; it keeps provisioning (check with `stagelib show {}`)",
+                    lease.id,
+                    lease.state,
+                    args.wait_timeout,
+                    lease.id
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            lease = ctx.service.show(&ctx.actor, lease.id).await?.lease;
+            if lease.state != last && !ctx.json {
+                eprintln!("lease {}: {}", lease.id, lease.state);
+                last = lease.state;
+            }
+        }
+    }
+    if ctx.json {
+        output::json(&lease)?;
+    } else {
+        println!("{}", lease.id);
+        if lease.state == LeaseState::Ready {
+            eprintln!(
+                "ready: namespace `{}`, expires {}. Next: `stagelib env {}`",
+                lease.namespace,
+                lease.expires_at.to_rfc3339(),
+                lease.id
+            );
+        }
+    }
+    if lease.state == LeaseState::Failed {
+        anyhow::bail!(
+            "lease {} failed: {}",
+            lease.id,
+            lease.failure_reason.as_deref().unwrap_or("no reason recorded")
+        );
+    }
+    Ok(lease)
+}

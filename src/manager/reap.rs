@@ -1,0 +1,127 @@
+//! The reaper: expire stale leases, fail leases whose stack died, remove stacks
+//! that no live lease owns. Run by `stagelib reap` (cron) and by `serve` in the
+//! background; several reapers may run at once (each step is a compare-and-swap).
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Manager, ManagerError, Metrics};
+use crate::lease::{LeaseId, LeaseState};
+use crate::store::LeaseFilter;
+
+/// One thing the reaper did (or, in a dry run, would do).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ReapAction {
+    /// The lease passed its expiry; its stack was retired.
+    Expired { lease_id: LeaseId, owner: String },
+    /// A service of the lease's stack died (or vanished); the lease failed.
+    Failed { lease_id: LeaseId, reason: String },
+    /// A stack with no active lease was removed.
+    OrphanRemoved { stack_id: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReapReport {
+    pub dry_run: bool,
+    pub actions: Vec<ReapAction>,
+}
+
+impl ReapReport {
+    pub fn count(&self, pred: impl Fn(&ReapAction) -> bool) -> usize {
+        self.actions.iter().filter(|a| pred(a)).count()
+    }
+}
+
+impl Manager {
+    pub(super) async fn reap_once(&self, actor: &str, dry_run: bool) -> Result<ReapReport, ManagerError> {
+        let now = self.clock.now();
+        let mut report = ReapReport {
+            dry_run,
+            actions: Vec::new(),
+        };
+
+        // 1. Stale leases.
+        let stale = if dry_run {
+            self.store.find_stale(now, self.policy.max_ttl).await?
+        } else {
+            self.store.expire_stale(now, self.policy.max_ttl, actor).await?
+        };
+        for lease in &stale {
+            if !dry_run {
+                Metrics::inc(&self.metrics.expiries, 1);
+                self.destroy_stack(lease).await;
+            }
+            report.actions.push(ReapAction::Expired {
+                lease_id: lease.id,
+                owner: lease.owner.clone(),
+            });
+        }
+        let expired: BTreeSet<LeaseId> = stale.iter().map(|l| l.id).collect();
+
+        // 2. Compare what the backend runs with what the store says.
+        let stacks = self.backend.list().await?;
+        let active = self
+            .store
+            .list_leases(&LeaseFilter {
+                states: LeaseState::ACTIVE.to_vec(),
+                ..Default::default()
+            })
+            .await?;
+        let mut by_stack: BTreeMap<&str, Vec<&crate::lease::Lease>> = BTreeMap::new();
+        for l in active.iter().filter(|l| !expired.contains(&l.id)) {
+            by_stack.entry(l.stack_id.as_str()).or_default().push(l);
+        }
+
+        for stack in &stacks {
+            match by_stack.get(stack.stack_id.as_str()) {
+                None => {
+                    if !dry_run {
+                        if let Err(e) = self.backend.destroy(&stack.stack_id).await {
+                            tracing::warn!(stack = %stack.stack_id, error = %e, "cannot remove orphan stack");
+                            continue;
+                        }
+                        Metrics::inc(&self.metrics.orphans_removed, 1);
+                    }
+                    report.actions.push(ReapAction::OrphanRemoved {
+                        stack_id: stack.stack_id.clone(),
+                    });
+                }
+                Some(leases) => {
+                    let Some((service, why)) = stack.first_dead() else {
+                        continue;
+                    };
+                    for lease in leases.iter().filter(|l| l.state == LeaseState::Ready) {
+                        let reason = format!("{service} of the stack died: {why}");
+                        if !dry_run {
+                            self.fail(lease.id, &reason).await?;
+                        }
+                        report.actions.push(ReapAction::Failed {
+                            lease_id: lease.id,
+                            reason,
+                        });
+                    }
+                }
+            }
+        }
+
+        // 3. Ready leases of this backend whose stack vanished altogether.
+        let present: BTreeSet<&str> = stacks.iter().map(|s| s.stack_id.as_str()).collect();
+        for lease in active.iter().filter(|l| {
+            l.state == LeaseState::Ready
+                && l.backend == self.backend.name()
+                && !expired.contains(&l.id)
+                && !present.contains(l.stack_id.as_str())
+        }) {
+            let reason = "the stack's services vanished".to_string();
+            if !dry_run {
+                self.fail(lease.id, &reason).await?;
+            }
+            report.actions.push(ReapAction::Failed {
+                lease_id: lease.id,
+                reason,
+            });
+        }
+        Ok(report)
+    }
+}
