@@ -1,0 +1,65 @@
+//! The CLI as a user runs it: exit codes, JSON output, errors naming the field.
+use std::path::Path;
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_stagelib");
+
+fn run(state: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env("STAGELIB_STATE_DIR", state)
+        .env("STAGELIB_DATABASE_URL", format!("sqlite://{}", state.join("db.sqlite").display()))
+        .env("STAGELIB_BACKEND", "process")
+        .env("STAGELIB_USER", "alice")
+        .env_remove("STAGELIB_SERVER")
+        .env_remove("STAGELIB_CONFIG")
+        .env("XDG_CONFIG_HOME", state.join("no-config"))
+        .output()
+        .expect("run stagelib")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
+
+#[test]
+fn help_teaches() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = run(dir.path(), &["--help"]);
+    assert!(o.status.success());
+    let text = String::from_utf8_lossy(&o.stdout);
+    for word in ["reserve", "release", "reap", "serve", "env", "--server", "--json"] {
+        assert!(text.contains(word), "--help lacks {word}");
+    }
+}
+
+#[test]
+fn exit_codes_and_messages() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let unknown = uuid::Uuid::new_v4().to_string();
+    let o = run(d, &["show", &unknown]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert!(stderr(&o).contains(&unknown));
+
+    let o = run(d, &["show", "not-a-uuid"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = run(d, &["reserve", "--ttl", "8x"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("ttl"), "{}", stderr(&o));
+
+    let o = run(d, &["extend", &unknown, "--by", "soon"]);
+    assert_eq!(o.status.code(), Some(3), "unknown lease is checked first: {}", stderr(&o));
+
+    let o = run(d, &["--quota", "lots", "list"]);
+    assert_eq!(o.status.code(), Some(2));
+
+    let o = run(d, &["--json", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("json"), serde_json::json!([]));
+
+    let o = run(d, &["--server", "http://127.0.0.1:1", "list"]);
+    assert_eq!(o.status.code(), Some(6), "unreachable server: {}", stderr(&o));
+    assert!(stderr(&o).contains("stagelib serve"), "{}", stderr(&o));
+}
