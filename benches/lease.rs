@@ -114,7 +114,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&pool).await?;
                 let url = format!("{base}?options=-c%20search_path%3D{schema}");
                 let result = bench("postgres", &url).await;
-                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE")).execute(&pool).await?;
+                sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .execute(&pool)
+                    .await?;
                 result?;
             }
             Err(e) => println!("postgres skipped: cannot connect to {base}: {e}"),

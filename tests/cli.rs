@@ -8,7 +8,10 @@ fn run(state: &Path, args: &[&str]) -> Output {
     Command::new(BIN)
         .args(args)
         .env("STAGELIB_STATE_DIR", state)
-        .env("STAGELIB_DATABASE_URL", format!("sqlite://{}", state.join("db.sqlite").display()))
+        .env(
+            "STAGELIB_DATABASE_URL",
+            format!("sqlite://{}", state.join("db.sqlite").display()),
+        )
         .env("STAGELIB_BACKEND", "process")
         .env("STAGELIB_USER", "alice")
         .env_remove("STAGELIB_SERVER")
@@ -50,14 +53,22 @@ fn exit_codes_and_messages() {
     assert!(stderr(&o).contains("ttl"), "{}", stderr(&o));
 
     let o = run(d, &["extend", &unknown, "--by", "soon"]);
-    assert_eq!(o.status.code(), Some(3), "unknown lease is checked first: {}", stderr(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "unknown lease is checked first: {}",
+        stderr(&o)
+    );
 
     let o = run(d, &["--quota", "lots", "list"]);
     assert_eq!(o.status.code(), Some(2));
 
     let o = run(d, &["--json", "list"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("json"), serde_json::json!([]));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("json"),
+        serde_json::json!([])
+    );
 
     let o = run(d, &["--server", "http://127.0.0.1:1", "list"]);
     assert_eq!(o.status.code(), Some(6), "unreachable server: {}", stderr(&o));

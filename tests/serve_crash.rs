@@ -19,7 +19,10 @@ fn free_port() -> u16 {
 fn cmd(state: &Path) -> Command {
     let mut c = Command::new(BIN);
     c.env("STAGELIB_STATE_DIR", state)
-        .env("STAGELIB_DATABASE_URL", format!("sqlite://{}", state.join("db.sqlite").display()))
+        .env(
+            "STAGELIB_DATABASE_URL",
+            format!("sqlite://{}", state.join("db.sqlite").display()),
+        )
         .env("STAGELIB_BACKEND", "process")
         .env("STAGELIB_QUOTA", "10")
         .env_remove("STAGELIB_SERVER")
@@ -30,7 +33,13 @@ fn cmd(state: &Path) -> Command {
 
 fn start_serve(state: &Path, port: u16) -> Child {
     cmd(state)
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--reap-interval", "0s"])
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--reap-interval",
+            "0s",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -53,13 +62,23 @@ async fn wait_healthy(base: &str) {
 /// PIDs of live processes whose command line mentions `needle`.
 fn processes_mentioning(needle: &str) -> Vec<u32> {
     let mut pids = Vec::new();
-    let Ok(dir) = std::fs::read_dir("/proc") else { return pids };
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
     for entry in dir.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
         let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
         // Zombies (state Z) are already dead.
-        let zombie = stat.rsplit(')').next().map(|s| s.trim_start().starts_with('Z')).unwrap_or(false);
+        let zombie = stat
+            .rsplit(')')
+            .next()
+            .map(|s| s.trim_start().starts_with('Z'))
+            .unwrap_or(false);
         if !zombie && String::from_utf8_lossy(&cmdline).contains(needle) {
             pids.push(pid);
         }
@@ -97,7 +116,12 @@ async fn kill_9_during_provisioning_then_restart() {
             .await
             .expect("reserve");
         assert_eq!(r.status(), 201);
-        ids.push(r.json::<Value>().await.expect("json")["id"].as_str().expect("id").to_string());
+        ids.push(
+            r.json::<Value>().await.expect("json")["id"]
+                .as_str()
+                .expect("id")
+                .to_string(),
+        );
     }
     // Kill -9 while the stacks are still coming up.
     serve.kill().expect("kill -9");
@@ -153,7 +177,11 @@ async fn kill_9_during_provisioning_then_restart() {
     // Exactly the services of the four stacks run: nothing from the first serve is orphaned.
     let running = processes_mentioning(&needle).len();
     let ready = states.iter().filter(|s| *s == "ready").count();
-    assert_eq!(running, ready * 4, "service processes: {running} for {ready} ready stacks of 4 services");
+    assert_eq!(
+        running,
+        ready * 4,
+        "service processes: {running} for {ready} ready stacks of 4 services"
+    );
 
     for id in &ids {
         let r = client
@@ -166,7 +194,11 @@ async fn kill_9_during_provisioning_then_restart() {
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     while !processes_mentioning(&needle).is_empty() {
-        assert!(Instant::now() < deadline, "left behind: {:?}", processes_mentioning(&needle));
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?}",
+            processes_mentioning(&needle)
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let _ = serve.kill();
