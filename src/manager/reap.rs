@@ -58,6 +58,8 @@ impl Manager {
             });
         }
         let expired: BTreeSet<LeaseId> = stale.iter().map(|l| l.id).collect();
+        // Their stacks are retired above (or would be, in a dry run): not orphans.
+        let retired: BTreeSet<&str> = stale.iter().map(|l| l.stack_id.as_str()).collect();
 
         // 2. Compare what the backend runs with what the store says.
         let stacks = self.backend.list().await?;
@@ -73,7 +75,7 @@ impl Manager {
             by_stack.entry(l.stack_id.as_str()).or_default().push(l);
         }
 
-        for stack in &stacks {
+        for stack in stacks.iter().filter(|s| !retired.contains(s.stack_id.as_str())) {
             match by_stack.get(stack.stack_id.as_str()) {
                 None => {
                     if !dry_run {

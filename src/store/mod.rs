@@ -17,6 +17,7 @@ use crate::lease::{AuditEvent, Lease, LeaseId, LeaseState, NewLease, Scope};
 use crate::stack::StackEndpoints;
 
 pub mod postgres;
+mod row;
 pub mod sqlite;
 
 #[derive(Debug, thiserror::Error)]
