@@ -74,3 +74,51 @@ fn exit_codes_and_messages() {
     assert_eq!(o.status.code(), Some(6), "unreachable server: {}", stderr(&o));
     assert!(stderr(&o).contains("stagelib serve"), "{}", stderr(&o));
 }
+
+#[test]
+fn reserve_env_release_on_real_processes() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let o = run(d, &["--json", "reserve", "--wait", "--label", "try=abc"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lease: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(lease["state"], "ready");
+    let id = lease["id"].as_str().expect("id").to_string();
+
+    let o = run(d, &["env", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let env = String::from_utf8_lossy(&o.stdout).to_string();
+    for var in [
+        "STAGELIB_LEASE_ID",
+        "BALROG_URL",
+        "BOUNCER_URL",
+        "S3_ENDPOINT_URL",
+        "AWS_SECRET_ACCESS_KEY",
+    ] {
+        assert!(env.contains(&format!("export {var}=")), "{var} missing in:\n{env}");
+    }
+    let o = run(d, &["env", &id, "--format", "try"]);
+    let try_cfg: serde_json::Value = serde_json::from_slice(&o.stdout).expect("try json");
+    assert_eq!(
+        try_cfg["parameters"]["try_task_config"]["env"]["STAGELIB_LEASE_ID"],
+        id.as_str()
+    );
+    assert!(
+        !String::from_utf8_lossy(&o.stdout).contains("secret"),
+        "no secrets in a Try push"
+    );
+
+    let o = run(d, &["list"]);
+    assert!(String::from_utf8_lossy(&o.stdout).contains(&id));
+    let o = run(d, &["extend", &id, "--by", "2h"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(d, &["--json", "release", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let released: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(released["state"], "released");
+    let o = run(d, &["env", &id]);
+    assert_eq!(o.status.code(), Some(5), "no endpoints after release: {}", stderr(&o));
+    let stacks = d.join("process/stacks");
+    let left = std::fs::read_dir(&stacks).map(|r| r.count()).unwrap_or(0);
+    assert_eq!(left, 0, "stack directory removed");
+}
