@@ -113,6 +113,13 @@ impl Manager {
 
     /// Destroy the lease's stack unless another active lease shares it.
     pub(super) async fn destroy_stack(&self, lease: &Lease) {
+        // A stack named after its lease belongs to it alone.
+        if lease.stack_id == lease.id.to_string() {
+            if let Err(e) = self.backend.destroy(&lease.stack_id).await {
+                tracing::warn!(lease = %lease.id, error = %e, "cannot destroy stack; the reaper will retry");
+            }
+            return;
+        }
         let sharing = self
             .store
             .list_leases(&LeaseFilter {
