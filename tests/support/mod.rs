@@ -137,3 +137,4 @@ pub async fn serve_api(manager: Arc<Manager>) -> SocketAddr {
     });
     addr
 }
+pub mod balrog;

@@ -3,6 +3,7 @@
 pub mod rule;
 pub mod source;
 pub mod update;
+pub mod version;
 
 use axum::Router;
 

@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// One rule exactly as Balrog's JSON shows it (all 23 keys, NULLs as `null`).
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct Rule {
     pub rule_id: i64,
     pub alias: Option<String>,

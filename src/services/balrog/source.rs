@@ -15,6 +15,11 @@ pub trait UpdateSource: Send + Sync + 'static {
     async fn rules(&self) -> Result<Vec<Rule>, SourceError>;
     /// A release blob by name: split tables first, then legacy (reference §1).
     async fn release(&self, name: &str) -> Result<Option<serde_json::Value>, SourceError>;
+    /// The product a release is stored under (its host allowlist applies), if known.
+    async fn release_product(&self, name: &str) -> Result<Option<String>, SourceError> {
+        let _ = name;
+        Ok(None)
+    }
     /// Whether updates are shut off for (product, channel) (reference §2.7).
     async fn emergency_shutoff(&self, product: &str, channel: &str) -> Result<bool, SourceError>;
     /// The release pinned for (product, channel, version prefix), if any (reference §2.9).
