@@ -30,3 +30,8 @@ fn run_pytest(file: &str) {
         .expect("run pytest");
     assert!(status.success(), "pytest {file} failed: {status}");
 }
+
+#[test]
+fn balrog() {
+    run_pytest("test_balrog.py");
+}

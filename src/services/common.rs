@@ -73,22 +73,25 @@ pub fn write_ready_file(path: &Path, addr: SocketAddr) -> Result<(), ServeError>
 }
 
 /// The Dockerflow endpoints every service answers. `/__heartbeat__` here only says
-/// the process is up; a service with a database may mount its own instead.
+/// the process is up; a service with a database mounts [`version_routes`] and its own
+/// heartbeat instead.
 pub fn dockerflow_routes(service: &'static str) -> Router {
-    Router::new()
-        .route("/__lbheartbeat__", get(|| async { "OK" }))
-        .route("/__heartbeat__", get(|| async { "OK" }))
-        .route(
-            "/__version__",
-            get(move || async move {
-                Json(serde_json::json!({
-                    "source": "https://github.com/mozilla-releng/stagelib",
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "commit": option_env!("STAGELIB_GIT_HASH").unwrap_or("unknown"),
-                    "build": service,
-                }))
-            }),
-        )
+    version_routes(service).route("/__heartbeat__", get(|| async { "OK" }))
+}
+
+/// `/__lbheartbeat__` and `/__version__`.
+pub fn version_routes(service: &'static str) -> Router {
+    Router::new().route("/__lbheartbeat__", get(|| async { "OK" })).route(
+        "/__version__",
+        get(move || async move {
+            Json(serde_json::json!({
+                "source": "https://github.com/mozilla-releng/stagelib",
+                "version": env!("CARGO_PKG_VERSION"),
+                "commit": option_env!("STAGELIB_GIT_HASH").unwrap_or("unknown"),
+                "build": service,
+            }))
+        }),
+    )
 }
 
 /// Bind `args.listen`, write the ready file, and serve `router` until SIGTERM or

@@ -108,3 +108,14 @@ async fn update(State(engine): State<Arc<Engine>>, uri: Uri, headers: HeaderMap)
 async fn json_not_found() -> Response {
     StatusCode::NOT_FOUND.into_response()
 }
+
+/// The locale entry of `platform` (aliases followed) in a release blob.
+pub fn locale_of(release: &serde_json::Value, platform: &str, locale: &str) -> Option<serde_json::Value> {
+    let (_, p) = blob::platform(release, platform)?;
+    blob::locale(p, locale).cloned()
+}
+
+/// Rule-style channel matching (globs of three or more characters), for the admin side.
+pub fn matching_channel(rule_channel: &str, channel: &str) -> bool {
+    matching::channel_matches(rule_channel, channel)
+}

@@ -268,7 +268,13 @@ impl Engine {
 
     /// `from` is `*`, or the named release's build for this platform/locale is the
     /// one asking.
-    async fn partial_source_matches(&self, from: &str, blob: &Value, real: &str, q: &UpdateQuery) -> Result<bool, EvalError> {
+    async fn partial_source_matches(
+        &self,
+        from: &str,
+        blob: &Value,
+        real: &str,
+        q: &UpdateQuery,
+    ) -> Result<bool, EvalError> {
         if from == "*" {
             return Ok(true);
         }
