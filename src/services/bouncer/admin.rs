@@ -132,8 +132,15 @@ fn check_auth(b: &Bouncer, headers: &HeaderMap) -> Option<Response> {
     }
 }
 
+/// A refused write: the error number and text of `<error number="N">`.
+type Fail = (u32, String);
+
+fn fail(number: u32, text: &str) -> Fail {
+    (number, text.to_string())
+}
+
 /// Run a write against the data and persist it; nothing changes on error.
-fn write(b: &Bouncer, f: impl FnOnce(&mut Data) -> Result<Response, Response>) -> Response {
+fn write(b: &Bouncer, f: impl FnOnce(&mut Data) -> Result<Response, Fail>) -> Response {
     let mut guard = b.data.lock().unwrap_or_else(|p| p.into_inner());
     let mut next = guard.clone();
     match f(&mut next) {
@@ -147,7 +154,7 @@ fn write(b: &Bouncer, f: impl FnOnce(&mut Data) -> Result<Response, Response>) -
             *guard = next;
             resp
         }
-        Err(resp) => resp,
+        Err((number, text)) => error(number, &text),
     }
 }
 
@@ -217,9 +224,9 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
         "product_add" => write(&b, |d| {
             let name = form
                 .get("product")
-                .ok_or_else(|| error(103, "Cannot add an empty product name"))?;
+                .ok_or_else(|| fail(103, "Cannot add an empty product name"))?;
             if d.product_by_name(name).is_some() {
-                return Err(error(104, "product already exists."));
+                return Err(fail(104, "product already exists."));
             }
             let id = d.next_product_id;
             d.next_product_id += 1;
@@ -239,7 +246,7 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
                 (None, Some(name)) => d.product_by_name(name).map(|p| p.id),
                 (None, None) => None,
             }
-            .ok_or_else(|| error(102, "No product found."))?;
+            .ok_or_else(|| fail(102, "No product found."))?;
             d.products.remove(&id);
             d.locations.retain(|_, l| l.product_id != id);
             Ok(success("SUCCESS: product has been deleted"))
@@ -249,11 +256,11 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
                 .get("product")
                 .and_then(|n| d.product_by_name(n))
                 .map(|p| p.id)
-                .ok_or_else(|| error(102, "Product not found."))?;
+                .ok_or_else(|| fail(102, "Product not found."))?;
             let p = d
                 .products
                 .get_mut(&id)
-                .ok_or_else(|| error(102, "Product not found."))?;
+                .ok_or_else(|| fail(102, "Product not found."))?;
             p.languages
                 .extend(form.all("languages").into_iter().filter(|l| !l.is_empty()));
             Ok(products_xml(&[p]))
@@ -263,11 +270,11 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
                 .get("product")
                 .and_then(|n| d.product_by_name(n))
                 .map(|p| p.id)
-                .ok_or_else(|| error(102, "Product not found."))?;
+                .ok_or_else(|| fail(102, "Product not found."))?;
             let p = d
                 .products
                 .get_mut(&id)
-                .ok_or_else(|| error(102, "Product not found."))?;
+                .ok_or_else(|| fail(102, "Product not found."))?;
             let langs = form.all("languages");
             if langs.iter().any(|l| l == "*") {
                 p.languages.clear();
@@ -280,16 +287,16 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
         }),
         "location_add" | "location_modify" => write(&b, |d| {
             let (Some(product), Some(os), Some(path)) = (form.get("product"), form.get("os"), form.get("path")) else {
-                return Err(error(101, "product, os, and path are required POST parameters."));
+                return Err(fail(101, "product, os, and path are required POST parameters."));
             };
             let os_id = d
                 .os_by_name(os)
                 .map(|o| o.id)
-                .ok_or_else(|| error(106, &format!("FAILED: '{os}' does not exist")))?;
+                .ok_or_else(|| fail(106, &format!("FAILED: '{os}' does not exist")))?;
             let pid = d
                 .product_by_name(product)
                 .map(|p| p.id)
-                .ok_or_else(|| error(105, &format!("FAILED: '{product}' does not exist")))?;
+                .ok_or_else(|| fail(105, &format!("FAILED: '{product}' does not exist")))?;
             let existing = d
                 .locations
                 .values()
@@ -297,7 +304,7 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
                 .map(|l| l.id);
             if route == "location_add" {
                 if existing.is_some() {
-                    return Err(error(104, "The specified location already exists."));
+                    return Err(fail(104, "The specified location already exists."));
                 }
                 let id = d.next_location_id;
                 d.next_location_id += 1;
@@ -312,7 +319,7 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
                 );
             } else {
                 let id = existing.ok_or_else(|| {
-                    error(
+                    fail(
                         104,
                         &format!("FAILED: location '{product}' on OS '{os}' does not exist"),
                     )
@@ -325,30 +332,30 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
                 .products
                 .get(&pid)
                 .cloned()
-                .ok_or_else(|| error(105, "product vanished"))?;
+                .ok_or_else(|| fail(105, "product vanished"))?;
             Ok(locations_xml(d, &[&p]))
         }),
         "location_delete" => write(&b, |d| {
             let id = form
                 .get("location_id")
-                .ok_or_else(|| error(101, "location_id is required."))?;
-            let id: i64 = id.parse().map_err(|_| error(102, "No location found."))?;
+                .ok_or_else(|| fail(101, "location_id is required."))?;
+            let id: i64 = id.parse().map_err(|_| fail(102, "No location found."))?;
             d.locations
                 .remove(&id)
-                .ok_or_else(|| error(102, "No location found."))?;
+                .ok_or_else(|| fail(102, "No location found."))?;
             Ok(success("SUCCESS: location has been deleted"))
         }),
         "create_update_alias" => write(&b, |d| {
-            let alias = form.get("alias").ok_or_else(|| error(102, "Alias name not provided"))?;
+            let alias = form.get("alias").ok_or_else(|| fail(102, "Alias name not provided"))?;
             let related = form
                 .get("related_product")
-                .ok_or_else(|| error(103, "Related product name not provided"))?;
+                .ok_or_else(|| fail(103, "Related product name not provided"))?;
             let product = d
                 .product_by_name(related)
                 .map(|p| p.name.clone())
-                .ok_or_else(|| error(103, "You must specify a valid product to match with an alias"))?;
+                .ok_or_else(|| fail(103, "You must specify a valid product to match with an alias"))?;
             if d.product_by_name(alias).is_some() {
-                return Err(error(104, "You cannot create an alias with the same name as a product"));
+                return Err(fail(104, "You cannot create an alias with the same name as a product"));
             }
             let key = d
                 .aliases
