@@ -10,7 +10,7 @@ use serde_json::json;
 fn start(dir: &Path) -> (Child, String) {
     let ready = dir.join("ready");
     let _ = std::fs::remove_file(&ready);
-    let child = Command::new(env!("CARGO_BIN_EXE_stagelib"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_stagelib"))
         .args([
             "service",
             "balrog",
@@ -34,7 +34,11 @@ fn start(dir: &Path) -> (Child, String) {
                 return (child, format!("http://{a}"));
             }
         }
-        assert!(Instant::now() < deadline, "balrog did not start");
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("balrog did not start");
+        }
         std::thread::sleep(Duration::from_millis(20));
     }
 }
