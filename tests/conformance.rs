@@ -35,3 +35,8 @@ fn run_pytest(file: &str) {
 fn balrog() {
     run_pytest("test_balrog.py");
 }
+
+#[test]
+fn bouncer() {
+    run_pytest("test_bouncer.py");
+}
