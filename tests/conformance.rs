@@ -40,3 +40,8 @@ fn balrog() {
 fn bouncer() {
     run_pytest("test_bouncer.py");
 }
+
+#[test]
+fn s3() {
+    run_pytest("test_s3.py");
+}
