@@ -257,10 +257,7 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
                 .and_then(|n| d.product_by_name(n))
                 .map(|p| p.id)
                 .ok_or_else(|| fail(102, "Product not found."))?;
-            let p = d
-                .products
-                .get_mut(&id)
-                .ok_or_else(|| fail(102, "Product not found."))?;
+            let p = d.products.get_mut(&id).ok_or_else(|| fail(102, "Product not found."))?;
             p.languages
                 .extend(form.all("languages").into_iter().filter(|l| !l.is_empty()));
             Ok(products_xml(&[p]))
@@ -271,10 +268,7 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
                 .and_then(|n| d.product_by_name(n))
                 .map(|p| p.id)
                 .ok_or_else(|| fail(102, "Product not found."))?;
-            let p = d
-                .products
-                .get_mut(&id)
-                .ok_or_else(|| fail(102, "Product not found."))?;
+            let p = d.products.get_mut(&id).ok_or_else(|| fail(102, "Product not found."))?;
             let langs = form.all("languages");
             if langs.iter().any(|l| l == "*") {
                 p.languages.clear();
@@ -340,9 +334,7 @@ pub async fn post_route(b: Bouncer, route: String, headers: HeaderMap, body: Byt
                 .get("location_id")
                 .ok_or_else(|| fail(101, "location_id is required."))?;
             let id: i64 = id.parse().map_err(|_| fail(102, "No location found."))?;
-            d.locations
-                .remove(&id)
-                .ok_or_else(|| fail(102, "No location found."))?;
+            d.locations.remove(&id).ok_or_else(|| fail(102, "No location found."))?;
             Ok(success("SUCCESS: location has been deleted"))
         }),
         "create_update_alias" => write(&b, |d| {

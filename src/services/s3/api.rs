@@ -134,6 +134,16 @@ impl S3 for S3Api {
         Ok(S3Response::new(HeadBucketOutput::default()))
     }
 
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        if !self.store.bucket_exists(&req.input.bucket) {
+            return Err(s3_error!(NoSuchBucket));
+        }
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
     async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
         self.store.delete_bucket(&req.input.bucket).map_err(err)?;
         Ok(S3Response::new(DeleteBucketOutput::default()))
@@ -147,7 +157,13 @@ impl S3 for S3Api {
         let chunks = collect(input.body, self.store.max_object_size).await?;
         let meta = self
             .store
-            .put(&input.bucket, &input.key, &chunks, input.content_type, user_meta(input.metadata))
+            .put(
+                &input.bucket,
+                &input.key,
+                &chunks,
+                input.content_type,
+                user_meta(input.metadata),
+            )
             .map_err(err)?;
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(meta.etag)),
@@ -239,19 +255,30 @@ impl S3 for S3Api {
         let token = input
             .continuation_token
             .as_deref()
-            .map(|t| hex::decode(t).ok().and_then(|b| String::from_utf8(b).ok()).ok_or_else(|| s3_error!(InvalidArgument, "bad continuation token")))
+            .map(|t| {
+                hex::decode(t)
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .ok_or_else(|| s3_error!(InvalidArgument, "bad continuation token"))
+            })
             .transpose()?;
         let after = token.clone().or(input.start_after.clone());
         let all = self.store.list(&input.bucket).map_err(err)?;
         let entries = listing(all, &prefix, input.delimiter.as_deref(), after.as_deref());
         let truncated = entries.len() > max;
         let page: Vec<_> = entries.into_iter().take(max).collect();
-        let next = if truncated { page.last().map(|(k, _)| hex::encode(k)) } else { None };
+        let next = if truncated {
+            page.last().map(|(k, _)| hex::encode(k))
+        } else {
+            None
+        };
         let contents: Vec<Object> = page.iter().filter_map(|(_, m)| m.as_ref().map(object)).collect();
         let prefixes: Vec<CommonPrefix> = page
             .iter()
             .filter(|(_, m)| m.is_none())
-            .map(|(k, _)| CommonPrefix { prefix: Some(k.clone()) })
+            .map(|(k, _)| CommonPrefix {
+                prefix: Some(k.clone()),
+            })
             .collect();
         Ok(S3Response::new(ListObjectsV2Output {
             name: Some(input.bucket),
@@ -284,12 +311,18 @@ impl S3 for S3Api {
             marker: input.marker,
             max_keys: Some(max as i32),
             is_truncated: Some(truncated),
-            next_marker: if truncated { page.last().map(|(k, _)| k.clone()) } else { None },
+            next_marker: if truncated {
+                page.last().map(|(k, _)| k.clone())
+            } else {
+                None
+            },
             contents: Some(page.iter().filter_map(|(_, m)| m.as_ref().map(object)).collect()),
             common_prefixes: Some(
                 page.iter()
                     .filter(|(_, m)| m.is_none())
-                    .map(|(k, _)| CommonPrefix { prefix: Some(k.clone()) })
+                    .map(|(k, _)| CommonPrefix {
+                        prefix: Some(k.clone()),
+                    })
                     .collect(),
             ),
             ..Default::default()
@@ -321,7 +354,10 @@ impl S3 for S3Api {
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
         let chunks = collect(input.body, self.store.max_object_size).await?;
-        let etag = self.store.put_part(&input.upload_id, input.part_number, &chunks).map_err(err)?;
+        let etag = self
+            .store
+            .put_part(&input.upload_id, input.part_number, &chunks)
+            .map_err(err)?;
         Ok(S3Response::new(UploadPartOutput {
             e_tag: Some(ETag::Strong(etag)),
             ..Default::default()

@@ -73,7 +73,13 @@ pub struct S3StandIn {
 }
 
 impl S3StandIn {
-    pub fn new(store: Arc<Store>, access_key: &str, secret: &str, fallback_url: Option<String>, public_read: bool) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        access_key: &str,
+        secret: &str,
+        fallback_url: Option<String>,
+        public_read: bool,
+    ) -> Self {
         let mut b = S3ServiceBuilder::new(api::S3Api { store: store.clone() });
         b.set_auth(SimpleAuth::from_single(access_key, secret));
         b.set_access(SignedOnly);
@@ -201,7 +207,12 @@ pub fn parse_range(v: &str, size: u64) -> Option<Result<std::ops::Range<u64>, ()
 fn plain_object_read(req: &Request) -> bool {
     let q = req.uri().query().unwrap_or("");
     url::form_urlencoded::parse(q.as_bytes()).all(|(k, _)| {
-        k.starts_with("X-Amz-") || k.starts_with("response-") || k == "x-id" || k == "AWSAccessKeyId" || k == "Signature" || k == "Expires"
+        k.starts_with("X-Amz-")
+            || k.starts_with("response-")
+            || k == "x-id"
+            || k == "AWSAccessKeyId"
+            || k == "Signature"
+            || k == "Expires"
     })
 }
 
@@ -245,7 +256,13 @@ pub async fn run(args: Args) -> Result<(), S3StandInError> {
     for b in &args.buckets {
         store.create_bucket(b)?;
     }
-    let st = S3StandIn::new(store, &args.common.user, &secret, args.fallback_url.clone(), args.public_read);
+    let st = S3StandIn::new(
+        store,
+        &args.common.user,
+        &secret,
+        args.fallback_url.clone(),
+        args.public_read,
+    );
     common::serve(router(st), &args.common, "s3").await?;
     Ok(())
 }

@@ -142,7 +142,10 @@ impl Store {
     pub fn buckets(&self) -> Result<Vec<(String, SystemTime)>, StoreError> {
         let mut out = Vec::new();
         for e in std::fs::read_dir(self.root.join("buckets"))?.flatten() {
-            let created = e.metadata().and_then(|m| m.modified()).unwrap_or(SystemTime::UNIX_EPOCH);
+            let created = e
+                .metadata()
+                .and_then(|m| m.modified())
+                .unwrap_or(SystemTime::UNIX_EPOCH);
             out.push((e.file_name().to_string_lossy().to_string(), created));
         }
         out.sort();
@@ -270,7 +273,10 @@ impl Store {
         let id = hex::encode(rand::random::<[u8; 16]>());
         let d = self.upload_dir(&id)?;
         std::fs::create_dir_all(&d)?;
-        std::fs::write(d.join("upload.json"), serde_json::to_vec(up).map_err(std::io::Error::other)?)?;
+        std::fs::write(
+            d.join("upload.json"),
+            serde_json::to_vec(up).map_err(std::io::Error::other)?,
+        )?;
         Ok(id)
     }
 
@@ -283,7 +289,9 @@ impl Store {
     pub fn put_part(&self, id: &str, number: i32, chunks: &[bytes::Bytes]) -> Result<String, StoreError> {
         self.upload(id)?;
         if !(1..=10_000).contains(&number) {
-            return Err(StoreError::InvalidPart(format!("part number {number} is outside 1-10000")));
+            return Err(StoreError::InvalidPart(format!(
+                "part number {number} is outside 1-10000"
+            )));
         }
         Self::write_atomic(&self.upload_dir(id)?.join(format!("part-{number:05}")), chunks)
     }
@@ -314,7 +322,9 @@ impl Store {
         let mut last = 0;
         for (n, etag) in wanted {
             if *n <= last {
-                return Err(StoreError::InvalidPart("parts must be listed in ascending order".into()));
+                return Err(StoreError::InvalidPart(
+                    "parts must be listed in ascending order".into(),
+                ));
             }
             last = *n;
             let (_, _, md5) = have
