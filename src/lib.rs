@@ -12,3 +12,4 @@ pub mod seed;
 pub mod services;
 pub mod stack;
 pub mod store;
+pub mod version;

@@ -45,3 +45,8 @@ fn bouncer() {
 fn s3() {
     run_pytest("test_s3.py");
 }
+
+#[test]
+fn shipit() {
+    run_pytest("test_shipit.py");
+}
