@@ -204,7 +204,7 @@ mod tests {
 
     #[test]
     fn ordering_and_bumps() {
-        let mut list = vec![v("123.0.1"), v("123.0"), v("123.0b10"), v("123.0b9")];
+        let mut list = [v("123.0.1"), v("123.0"), v("123.0b10"), v("123.0b9")];
         list.sort();
         let s: Vec<String> = list.iter().map(|x| x.to_string()).collect();
         assert_eq!(s, ["123.0b9", "123.0b10", "123.0", "123.0.1"]);
