@@ -128,6 +128,29 @@ pub struct StackEndpoints {
     pub services: BTreeMap<ServiceKind, Endpoint>,
 }
 
+/// The bucket a stack's S3 stand-in serves releases from (as production's
+/// delivery bucket behind archive.mozilla.org).
+pub const RELEASES_BUCKET: &str = "net-mozaws-stage-delivery-firefox";
+
+/// Where a stack's S3 stand-in sends keys it does not have.
+pub const PRODUCTION_ARCHIVE: &str = "https://archive.mozilla.org";
+
+/// Service-specific flags of `stagelib service NAME` inside a stack. Bouncer
+/// redirects into the stack's own S3 (`s3_url`, reachable by whoever follows
+/// the redirect), so S3 starts first.
+pub fn service_args(kind: ServiceKind, s3_url: Option<&str>) -> Vec<String> {
+    let v = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    match kind {
+        ServiceKind::Balrog => v(&["--agent-interval", "5s"]),
+        ServiceKind::Bouncer => match s3_url {
+            Some(u) => vec!["--download-base".into(), format!("{u}/{RELEASES_BUCKET}/pub")],
+            None => Vec::new(),
+        },
+        ServiceKind::S3 => v(&["--bucket", RELEASES_BUCKET, "--public-read", "--fallback-url", PRODUCTION_ARCHIVE]),
+        ServiceKind::Shipit => v(&["--allow-multiple-build-numbers"]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

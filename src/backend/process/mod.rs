@@ -93,6 +93,7 @@ impl ProcessBackend {
         stack_id: &str,
         kind: ServiceKind,
         creds: &Credentials,
+        extra_args: &[String],
     ) -> Result<Endpoint, BackendError> {
         let name = kind.as_str();
         let pid_path = dir.join(format!("{name}.pid"));
@@ -146,6 +147,7 @@ impl ProcessBackend {
             .arg(&addr_path)
             .arg("--user")
             .arg(&creds.username)
+            .args(extra_args)
             .env("STAGELIB_SERVICE_SECRET", &creds.secret)
             .env_remove("STAGELIB_SERVICE_USER")
             .stdin(Stdio::null())
@@ -283,21 +285,34 @@ impl Backend for ProcessBackend {
         };
         let bytes = serde_json::to_vec_pretty(&record).map_err(|e| BackendError::Other(e.to_string()))?;
         std::fs::write(dir.join("stack.json"), bytes).map_err(state_err)?;
-        let mut jobs = Vec::new();
-        for kind in &spec.template.services {
-            let creds = spec.credentials.get(kind).ok_or_else(|| BackendError::Start {
+        let creds_of = |kind: ServiceKind| {
+            spec.credentials.get(&kind).ok_or_else(|| BackendError::Start {
                 stack_id: spec.stack_id.clone(),
-                service: *kind,
+                service: kind,
                 reason: "no credentials for it".into(),
-            })?;
+            })
+        };
+        let mut services = BTreeMap::new();
+        // S3 first: Bouncer redirects into it.
+        if spec.template.has(ServiceKind::S3) {
+            let args = crate::stack::service_args(ServiceKind::S3, None);
+            let e = self
+                .ensure_service(&dir, &spec.stack_id, ServiceKind::S3, creds_of(ServiceKind::S3)?, &args)
+                .await?;
+            services.insert(ServiceKind::S3, e);
+        }
+        let s3_url = services.get(&ServiceKind::S3).map(|e| e.url.clone());
+        let mut jobs = Vec::new();
+        for kind in spec.template.services.iter().filter(|k| **k != ServiceKind::S3) {
+            let creds = creds_of(*kind)?;
+            let args = crate::stack::service_args(*kind, s3_url.as_deref());
             let dir = dir.clone();
             jobs.push(async move {
-                self.ensure_service(&dir, &spec.stack_id, *kind, creds)
+                self.ensure_service(&dir, &spec.stack_id, *kind, creds, &args)
                     .await
                     .map(|e| (*kind, e))
             });
         }
-        let mut services = BTreeMap::new();
         for r in futures::future::join_all(jobs).await {
             let (k, e) = r?;
             services.insert(k, e);
