@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::lease::{LeaseId, Namespace};
 use crate::stack::{Credentials, ServiceKind, StackEndpoints, Template};
 
+pub mod docker;
 pub mod memory;
 pub mod process;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 
 use super::config::{BackendChoice, Settings};
+use crate::backend::docker::DockerBackend;
 use crate::backend::process::ProcessBackend;
 use crate::backend::Backend;
 use crate::clients::manager::RemoteManager;
@@ -20,19 +21,33 @@ pub struct Context {
     pub manager: Option<Arc<Manager>>,
 }
 
-/// Pick the backend for local mode.
-pub fn backend_for(settings: &Settings) -> anyhow::Result<Arc<dyn Backend>> {
+/// Pick the backend: `docker` when asked or (for `auto`) when the engine
+/// answers, else `process`.
+pub async fn backend_for(settings: &Settings) -> anyhow::Result<Arc<dyn Backend>> {
+    let process = || -> anyhow::Result<Arc<dyn Backend>> {
+        let dir = settings.state_dir.join("process");
+        Ok(Arc::new(
+            ProcessBackend::from_current_exe(dir).context("process backend")?,
+        ))
+    };
     match settings.backend {
-        BackendChoice::Process | BackendChoice::Auto => {
-            let dir = settings.state_dir.join("process");
-            Ok(Arc::new(
-                ProcessBackend::from_current_exe(dir).context("process backend")?,
-            ))
-        }
-        BackendChoice::Docker => anyhow::bail!(
-            "the docker backend is not available in this build yet\n  hint: use --backend process (or auto)"
-        ),
+        BackendChoice::Process => process(),
+        BackendChoice::Docker => Ok(Arc::new(docker_backend().await?)),
+        BackendChoice::Auto => match docker_backend().await {
+            Ok(d) => Ok(Arc::new(d)),
+            Err(e) => {
+                tracing::warn!(error = %format!("{e:#}"), "Docker is not available; stacks run as local processes");
+                process()
+            }
+        },
     }
+}
+
+/// Connect to the local Docker engine with this binary as the stack image.
+pub async fn docker_backend() -> anyhow::Result<DockerBackend> {
+    let exe = std::env::current_exe().context("cannot find the stagelib binary")?;
+    let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    Ok(DockerBackend::connect(exe, host.trim()).await?)
 }
 
 /// Build the local manager (store + backend + key).
@@ -41,7 +56,7 @@ pub async fn local_manager(settings: &Settings, background: bool) -> anyhow::Res
         .await
         .map_err(|e| anyhow::anyhow!(e))
         .context("opening the lease database")?;
-    let backend = backend_for(settings)?;
+    let backend = backend_for(settings).await?;
     let key = ManagerKey::load_or_create(&settings.state_dir.join("manager.key"))
         .with_context(|| format!("manager key under {}", settings.state_dir.display()))?;
     let clock: Arc<dyn Clock> = match settings.now {

@@ -6,9 +6,11 @@ use clap::{Parser, Subcommand};
 
 pub mod config;
 pub mod context;
+pub mod doctor;
 pub mod env;
 pub mod extend;
 pub mod heartbeat;
+pub mod images;
 pub mod list;
 pub mod output;
 pub mod reap;
@@ -77,6 +79,11 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Build or list the stack image (Docker backend).
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
+    /// Check the Docker engine, the image, the database and the state directory.
+    Doctor,
     /// Run one stand-in service (used inside stack containers and child processes).
     #[command(subcommand)]
     Service(service::ServiceCommand),
@@ -134,6 +141,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Service(cmd) => service::run(cmd).await,
         Command::Serve(args) => serve::run(settings()?, args).await,
+        Command::Images(cmd) => images::run(cmd, json).await,
+        Command::Doctor => doctor::run(&settings()?, json).await,
         cmd => {
             let ctx = context::Context::build(settings()?, json).await?;
             match cmd {
@@ -146,7 +155,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Env(a) => env::run(&ctx, a).await,
                 Command::Reap(a) => reap::run(&ctx, a).await,
                 Command::Token(c) => token::run(&ctx, c).await,
-                Command::Service(_) | Command::Serve(_) => Ok(()),
+                Command::Service(_) | Command::Serve(_) | Command::Images(_) | Command::Doctor => Ok(()),
             }
         }
     }

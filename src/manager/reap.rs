@@ -90,11 +90,13 @@ impl Manager {
                     });
                 }
                 Some(leases) => {
-                    let Some((service, why)) = stack.first_dead() else {
-                        continue;
-                    };
                     for lease in leases.iter().filter(|l| l.state == LeaseState::Ready) {
-                        let reason = format!("{service} of the stack died: {why}");
+                        let missing = lease.template.services.iter().find(|k| !stack.services.contains_key(k));
+                        let reason = match (stack.first_dead(), missing) {
+                            (Some((service, why)), _) => format!("{service} of the stack died: {why}"),
+                            (None, Some(service)) => format!("{service} of the stack vanished"),
+                            (None, None) => continue,
+                        };
                         if !dry_run {
                             self.fail(lease.id, &reason).await?;
                         }

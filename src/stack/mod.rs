@@ -146,7 +146,13 @@ pub fn service_args(kind: ServiceKind, s3_url: Option<&str>) -> Vec<String> {
             Some(u) => vec!["--download-base".into(), format!("{u}/{RELEASES_BUCKET}/pub")],
             None => Vec::new(),
         },
-        ServiceKind::S3 => v(&["--bucket", RELEASES_BUCKET, "--public-read", "--fallback-url", PRODUCTION_ARCHIVE]),
+        ServiceKind::S3 => v(&[
+            "--bucket",
+            RELEASES_BUCKET,
+            "--public-read",
+            "--fallback-url",
+            PRODUCTION_ARCHIVE,
+        ]),
         ServiceKind::Shipit => v(&["--allow-multiple-build-numbers"]),
     }
 }
