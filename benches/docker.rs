@@ -22,7 +22,15 @@ fn spec(i: usize) -> StackSpec {
         credentials: template
             .services
             .iter()
-            .map(|k| (*k, Credentials { username: "u".into(), secret: "s".into() }))
+            .map(|k| {
+                (
+                    *k,
+                    Credentials {
+                        username: "u".into(),
+                        secret: "s".into(),
+                    },
+                )
+            })
             .collect::<BTreeMap<_, _>>(),
         template,
     }
@@ -52,7 +60,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         let t = Instant::now();
         let (tag, built) = d.ensure_image().await?;
-        println!("image {tag}: {} in {:.2?}", if built { "built (cold)" } else { "already present" }, t.elapsed());
+        println!(
+            "image {tag}: {} in {:.2?}",
+            if built { "built (cold)" } else { "already present" },
+            t.elapsed()
+        );
         let t = Instant::now();
         d.ensure_image().await?;
         println!("image reuse (warm): {:.2?}", t.elapsed());
@@ -73,13 +85,23 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             times[times.len() - 1]
         );
         tokio::time::sleep(std::time::Duration::from_secs(3)).await;
-        let filters: std::collections::HashMap<String, Vec<String>> =
-            [("label".to_string(), vec!["org.mozilla.stagelib.manager=bench".to_string()])].into();
+        let filters: std::collections::HashMap<String, Vec<String>> = [(
+            "label".to_string(),
+            vec!["org.mozilla.stagelib.manager=bench".to_string()],
+        )]
+        .into();
         let containers = d
             .docker()
-            .list_containers(Some(bollard::query_parameters::ListContainersOptionsBuilder::new().filters(&filters).build()))
+            .list_containers(Some(
+                bollard::query_parameters::ListContainersOptionsBuilder::new()
+                    .filters(&filters)
+                    .build(),
+            ))
             .await?;
-        let total: u64 = containers.iter().filter_map(|c| c.id.as_deref().and_then(cgroup_mem)).sum();
+        let total: u64 = containers
+            .iter()
+            .filter_map(|c| c.id.as_deref().and_then(cgroup_mem))
+            .sum();
         if total > 0 {
             println!(
                 "memory per idle 4-service stack: {:.1} MiB ({} containers measured)",
@@ -96,7 +118,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             down.push(t.elapsed());
         }
         down.sort();
-        println!("teardown: median {:.2?}, max {:.2?}", down[down.len() / 2], down[down.len() - 1]);
+        println!(
+            "teardown: median {:.2?}, max {:.2?}",
+            down[down.len() / 2],
+            down[down.len() - 1]
+        );
         Ok(())
     })
 }

@@ -122,3 +122,21 @@ fn reserve_env_release_on_real_processes() {
     let left = std::fs::read_dir(&stacks).map(|r| r.count()).unwrap_or(0);
     assert_eq!(left, 0, "stack directory removed");
 }
+
+#[test]
+fn demo_runs_a_small_release_end_to_end() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let o = run(dir.path(), &["--json", "demo"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json report");
+    assert_eq!(report["failed"], 0, "{report}");
+    let steps = report["steps"].as_array().expect("steps");
+    assert!(steps.len() >= 8, "{report}");
+    assert!(steps
+        .iter()
+        .any(|s| s["step"].as_str().unwrap_or("").starts_with("update verify")));
+    let left = std::fs::read_dir(dir.path().join("process/stacks"))
+        .map(|r| r.count())
+        .unwrap_or(0);
+    assert_eq!(left, 0, "the demo released its stack");
+}

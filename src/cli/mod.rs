@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod config;
 pub mod context;
+pub mod demo;
 pub mod doctor;
 pub mod env;
 pub mod extend;
@@ -58,6 +59,9 @@ pub struct Global {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
+    /// Reserve a fresh stack, play a small staging release through every service,
+    /// act as the updater, print a report and release the stack.
+    Demo,
     /// Check out a staging stack; prints the lease ID.
     Reserve(reserve::Args),
     /// List your leases (--all: everyone's).
@@ -146,6 +150,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cmd => {
             let ctx = context::Context::build(settings()?, json).await?;
             match cmd {
+                Command::Demo => demo::run(&ctx).await,
                 Command::Reserve(a) => reserve::run(&ctx, a).await.map(|_| ()),
                 Command::List(a) => list::run(&ctx, a).await,
                 Command::Show(a) => show::run(&ctx, a).await,
