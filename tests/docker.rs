@@ -189,6 +189,14 @@ async fn killed_container_fails_the_lease_and_orphans_are_removed() {
         report
             .actions
             .iter()
+            .any(|a| matches!(a, ReapAction::OrphanSeen { stack_id } if *stack_id == orphan)),
+        "first sighting only: {report:?}"
+    );
+    let report = m.reap(&Actor::admin("cron"), false).await.expect("second pass");
+    assert!(
+        report
+            .actions
+            .iter()
             .any(|a| matches!(a, ReapAction::OrphanRemoved { stack_id } if *stack_id == orphan)),
         "{report:?}"
     );

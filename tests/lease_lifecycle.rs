@@ -178,6 +178,10 @@ async fn reap_fails_dead_stacks_and_removes_orphans() {
             db.kind,
             r
         );
+        // An orphan is only noted the first time, removed when seen again.
+        assert_eq!(r.count(|a| matches!(a, ReapAction::OrphanSeen { .. })), 1);
+        assert!(t.backend.stack_ids().contains(&"orphan-stack".to_string()));
+        let r = t.manager.reap(&admin, false).await.expect("reap");
         assert_eq!(r.count(|a| matches!(a, ReapAction::OrphanRemoved { .. })), 1);
         let dead = t.manager.show(&carol, dead.id).await.expect("show").lease;
         assert_eq!(dead.state, LeaseState::Failed);

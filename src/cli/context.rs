@@ -63,14 +63,16 @@ pub async fn local_manager(settings: &Settings, background: bool) -> anyhow::Res
         Some(t) => Arc::new(ManualClock::new(t)),
         None => Arc::new(SystemClock),
     };
-    Ok(Manager::new(ManagerParts {
+    let manager = Manager::new(ManagerParts {
         store,
         backend,
         clock,
         policy: settings.policy.clone(),
         key,
         background,
-    }))
+    });
+    manager.remember_orphans_in(settings.state_dir.join("reap-orphans.json"));
+    Ok(manager)
 }
 
 impl Context {

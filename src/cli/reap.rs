@@ -22,6 +22,9 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
         match a {
             ReapAction::Expired { lease_id, owner } => println!("{verb}expire {lease_id} ({owner})"),
             ReapAction::Failed { lease_id, reason } => println!("{verb}fail {lease_id}: {reason}"),
+            ReapAction::OrphanSeen { stack_id } => {
+                println!("orphan stack {stack_id}: seen once, removed if the next pass sees it again")
+            }
             ReapAction::OrphanRemoved { stack_id } => println!("{verb}remove orphan stack {stack_id}"),
         }
     }

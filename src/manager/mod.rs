@@ -144,6 +144,10 @@ pub struct Manager {
     /// Provision in the background (`serve`) or inline (one-shot CLI).
     background: bool,
     tasks: tokio_util::task::TaskTracker,
+    /// Stacks seen without a live lease by the previous reaper pass.
+    orphans_seen: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// Where that memory is kept between one-shot `stagelib reap` runs.
+    orphans_file: std::sync::Mutex<Option<std::path::PathBuf>>,
 }
 
 /// How to build a [`Manager`].
@@ -167,6 +171,8 @@ impl Manager {
             metrics: Arc::new(Metrics::default()),
             background: parts.background,
             tasks: tokio_util::task::TaskTracker::new(),
+            orphans_seen: Default::default(),
+            orphans_file: Default::default(),
         })
     }
 
@@ -188,6 +194,12 @@ impl Manager {
 
     pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
         self.clock.now()
+    }
+
+    /// Keep the reaper's orphan sightings in `path`, so consecutive one-shot
+    /// `stagelib reap` runs (cron) see the same stack twice before removing it.
+    pub fn remember_orphans_in(&self, path: std::path::PathBuf) {
+        *self.orphans_file.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
     }
 
     /// Wait for background provisioning tasks (used at shutdown and in tests).

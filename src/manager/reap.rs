@@ -17,7 +17,10 @@ pub enum ReapAction {
     Expired { lease_id: LeaseId, owner: String },
     /// A service of the lease's stack died (or vanished); the lease failed.
     Failed { lease_id: LeaseId, reason: String },
-    /// A stack with no active lease was removed.
+    /// A stack with no active lease was seen for the first time; it is removed
+    /// if the next pass sees it again (so nothing just being created is hit).
+    OrphanSeen { stack_id: String },
+    /// A stack with no active lease, seen by two passes in a row, was removed.
     OrphanRemoved { stack_id: String },
 }
 
@@ -34,6 +37,32 @@ impl ReapReport {
 }
 
 impl Manager {
+    fn load_orphans(&self) -> BTreeSet<String> {
+        let file = self.orphans_file.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        match file {
+            Some(path) => std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default(),
+            None => self.orphans_seen.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+        }
+    }
+
+    fn save_orphans(&self, set: BTreeSet<String>) {
+        let file = self.orphans_file.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(path) = file {
+            let tmp = path.with_extension("tmp");
+            let written = serde_json::to_vec(&set)
+                .map_err(std::io::Error::other)
+                .and_then(|b| std::fs::write(&tmp, b))
+                .and_then(|_| std::fs::rename(&tmp, &path));
+            if let Err(e) = written {
+                tracing::warn!(error = %e, path = %path.display(), "cannot remember orphan sightings");
+            }
+        }
+        *self.orphans_seen.lock().unwrap_or_else(|p| p.into_inner()) = set;
+    }
+
     pub(super) async fn reap_once(&self, actor: &str, dry_run: bool) -> Result<ReapReport, ManagerError> {
         let now = self.clock.now();
         let mut report = ReapReport {
@@ -75,12 +104,21 @@ impl Manager {
             by_stack.entry(l.stack_id.as_str()).or_default().push(l);
         }
 
+        let seen_before = self.load_orphans();
+        let mut still_orphaned = BTreeSet::new();
         for stack in stacks.iter().filter(|s| !retired.contains(s.stack_id.as_str())) {
             match by_stack.get(stack.stack_id.as_str()) {
+                None if !seen_before.contains(&stack.stack_id) => {
+                    still_orphaned.insert(stack.stack_id.clone());
+                    report.actions.push(ReapAction::OrphanSeen {
+                        stack_id: stack.stack_id.clone(),
+                    });
+                }
                 None => {
                     if !dry_run {
                         if let Err(e) = self.backend.destroy(&stack.stack_id).await {
                             tracing::warn!(stack = %stack.stack_id, error = %e, "cannot remove orphan stack");
+                            still_orphaned.insert(stack.stack_id.clone());
                             continue;
                         }
                         Metrics::inc(&self.metrics.orphans_removed, 1);
@@ -107,6 +145,10 @@ impl Manager {
                     }
                 }
             }
+        }
+
+        if !dry_run {
+            self.save_orphans(still_orphaned);
         }
 
         // 3. Ready leases of this backend whose stack vanished altogether.
