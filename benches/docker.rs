@@ -36,6 +36,14 @@ fn spec(i: usize) -> StackSpec {
     }
 }
 
+/// Resident (anonymous) memory of a container from cgroup v1 `memory.stat`.
+fn cgroup_rss(id: &str) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/sys/fs/cgroup/memory/docker/{id}/memory.stat")).ok()?;
+    stat.lines()
+        .find_map(|l| l.strip_prefix("total_rss ").or_else(|| l.strip_prefix("rss ")))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 fn cgroup_mem(id: &str) -> Option<u64> {
     for p in [
         format!("/sys/fs/cgroup/memory/docker/{id}/memory.usage_in_bytes"),
@@ -102,9 +110,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             .iter()
             .filter_map(|c| c.id.as_deref().and_then(cgroup_mem))
             .sum();
+        let rss: u64 = containers.iter().filter_map(|c| c.id.as_deref().and_then(cgroup_rss)).sum();
         if total > 0 {
             println!(
-                "memory per idle 4-service stack: {:.1} MiB ({} containers measured)",
+                "memory per idle 4-service stack: {:.1} MiB resident, {:.1} MiB cgroup usage incl. page cache ({} containers)",
+                rss as f64 / 1048576.0 / STACKS as f64,
                 total as f64 / 1048576.0 / STACKS as f64,
                 containers.len()
             );
