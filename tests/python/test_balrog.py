@@ -111,3 +111,29 @@ def test_writes_need_the_token(balrog):
                      headers={"Authorization": "Bearer wrong"})
     assert r.status_code == 401
     assert requests.get(f"{balrog.url}/api/releases/x").status_code == 404
+
+
+def test_token_fetch_over_https_without_any_stub(service_factory, monkeypatch):
+    """balrogclient unmodified: its Auth0 token comes from the stand-in's HTTPS
+    endpoint (self-signed certificate trusted through REQUESTS_CA_BUNDLE)."""
+    import os
+    svc = service_factory("balrog", "--tls-listen", "127.0.0.1:0", secret="tls-secret", user="ffxbld")
+    for _ in range(100):
+        if os.path.exists(os.path.join(svc.data_dir, "tls-addr")):
+            break
+        time.sleep(0.05)
+    with open(os.path.join(svc.data_dir, "tls-addr")) as f:
+        tls_addr = f.read().strip()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", os.path.join(svc.data_dir, "ca.pem"))
+    balrog_api._token_cache.clear()
+    secrets = {"domain": tls_addr, "client_id": svc.user, "client_secret": svc.secret, "audience": "balrog"}
+    rel = Release(name="Firefox-141.0-build1", auth0_secrets=secrets, api_root=f"{svc.url}/api")
+    rel.update_release(product="Firefox", hashFunction="sha512",
+                       releaseData=json.dumps({"appVersion": "141.0", "displayVersion": "141.0"}), schemaVersion=9)
+    blob, version = rel.get_data()
+    assert blob["appVersion"] == "141.0" and version == 2
+    bad = dict(secrets, client_secret="wrong")
+    balrog_api._token_cache.clear()
+    with pytest.raises(requests.HTTPError):
+        Release(name="Firefox-142.0-build1", auth0_secrets=bad, api_root=f"{svc.url}/api").update_release(
+            product="Firefox", hashFunction="sha512", releaseData="{}", schemaVersion=9)

@@ -8,6 +8,7 @@ pub mod merge;
 pub mod rule;
 pub mod schema;
 pub mod source;
+pub mod tls;
 pub mod update;
 pub mod version;
 
@@ -43,6 +44,10 @@ pub struct Args {
     /// How often the agent looks for scheduled changes to enact (e.g. 30s, 1s).
     #[arg(long, default_value = "30s")]
     pub agent_interval: String,
+    /// Also serve HTTPS here (self-signed; certificate in <data-dir>/ca.pem,
+    /// bound address in <data-dir>/tls-addr), e.g. for balrogclient's token fetch.
+    #[arg(long)]
+    pub tls_listen: Option<std::net::SocketAddr>,
 }
 
 fn parse_allow(s: &str) -> Result<(String, Vec<String>), String> {
@@ -60,6 +65,8 @@ pub enum BalrogError {
     Db(#[from] db::DbError),
     #[error("invalid --agent-interval: {0}")]
     Interval(String),
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
 }
 
 /// The access token `/oauth/token` hands out: derived from the secret, so it
@@ -168,6 +175,9 @@ pub async fn run(args: Args) -> Result<(), BalrogError> {
         }
     });
     let app = router(db, config, args.common.secret.clone(), args.common.user.clone());
+    if let Some(addr) = args.tls_listen {
+        tls::serve(app.clone(), addr, &args.common.data_dir).await?;
+    }
     common::serve(app, &args.common, "balrog").await?;
     Ok(())
 }
