@@ -140,3 +140,78 @@ fn demo_runs_a_small_release_end_to_end() {
         .unwrap_or(0);
     assert_eq!(left, 0, "the demo released its stack");
 }
+
+#[test]
+fn the_cli_against_a_running_server() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let token = |user: &str| {
+        let o = run(d, &["--json", "token", "create", "--user", user]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("json")["token"]
+            .as_str()
+            .expect("token")
+            .to_string()
+    };
+    let (alice, bob) = (token("alice"), token("bob"));
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let mut serve = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--reap-interval",
+            "0s",
+        ])
+        .env("STAGELIB_STATE_DIR", d)
+        .env(
+            "STAGELIB_DATABASE_URL",
+            format!("sqlite://{}", d.join("db.sqlite").display()),
+        )
+        .env("STAGELIB_BACKEND", "process")
+        .env("XDG_CONFIG_HOME", d.join("no-config"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("serve");
+    let server = format!("http://127.0.0.1:{port}");
+    let mut up = false;
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            up = true;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let remote = |tok: &str, args: &[&str]| {
+        let mut all = vec!["--server", server.as_str(), "--token", tok];
+        all.extend_from_slice(args);
+        run(d, &all)
+    };
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        assert!(up, "serve did not start");
+        let o = remote(&alice, &["--json", "reserve", "--wait"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let lease: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+        assert_eq!(lease["state"], "ready");
+        assert_eq!(lease["owner"], "alice");
+        let id = lease["id"].as_str().expect("id").to_string();
+        let o = remote(&alice, &["env", &id]);
+        assert!(String::from_utf8_lossy(&o.stdout).contains("export BALROG_URL="));
+        let o = remote(&bob, &["show", &id]);
+        assert_eq!(o.status.code(), Some(4), "someone else's lease: {}", stderr(&o));
+        let o = remote("stl_wrong", &["list"]);
+        assert_eq!(o.status.code(), Some(4));
+        let o = remote(&alice, &["release", &id]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }));
+    let _ = serve.kill();
+    let _ = serve.wait();
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
