@@ -1,6 +1,6 @@
 //! The manager's HTTP API under `/v1` (documented in `docs/openapi.json`).
 //!
-//! Invariants: every handler goes through [`LeaseService`] on the [`Manager`], so
+//! Invariants: every handler goes through [`crate::manager::LeaseService`] on the [`Manager`], so
 //! the API and the CLI's local mode apply the same rules; client mistakes become
 //! 4xx [`ApiError`]s naming the field; internal causes are logged, never sent.
 mod auth;

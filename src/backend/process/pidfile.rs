@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PidFile {
     pub pid: u32,
-    /// Field 22 of /proc/<pid>/stat (clock ticks since boot).
+    /// Field 22 of `/proc/<pid>/stat` (clock ticks since boot).
     pub start_time: u64,
 }
 

@@ -44,8 +44,8 @@ pub struct Args {
     /// How often the agent looks for scheduled changes to enact (e.g. 30s, 1s).
     #[arg(long, default_value = "30s")]
     pub agent_interval: String,
-    /// Also serve HTTPS here (self-signed; certificate in <data-dir>/ca.pem,
-    /// bound address in <data-dir>/tls-addr), e.g. for balrogclient's token fetch.
+    /// Also serve HTTPS here (self-signed; certificate in `<data-dir>/ca.pem`,
+    /// bound address in `<data-dir>/tls-addr`), e.g. for balrogclient's token fetch.
     #[arg(long)]
     pub tls_listen: Option<std::net::SocketAddr>,
 }

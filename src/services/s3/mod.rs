@@ -30,7 +30,7 @@ pub struct Args {
     /// Create this bucket at start (repeatable).
     #[arg(long = "bucket")]
     pub buckets: Vec<String>,
-    /// Where missing keys redirect to (307), e.g. https://archive.mozilla.org.
+    /// Where missing keys redirect to (307), e.g. `https://archive.mozilla.org`.
     #[arg(long)]
     pub fallback_url: Option<String>,
     /// Serve unsigned GET/HEAD requests (downloads by the updater, final verify).
