@@ -129,6 +129,15 @@ impl TryFrom<TokenRow> for TokenRecord {
     }
 }
 
+/// `SELECT state, COUNT(*) … GROUP BY state` as a map with every state present.
+pub(super) fn count_map(rows: Vec<(String, i64)>) -> Result<std::collections::BTreeMap<LeaseState, u64>, StoreError> {
+    let mut out: std::collections::BTreeMap<LeaseState, u64> = LeaseState::ALL.iter().map(|s| (*s, 0)).collect();
+    for (s, n) in rows {
+        out.insert(state(&s)?, u64::try_from(n).unwrap_or(0));
+    }
+    Ok(out)
+}
+
 pub(super) fn leases(rows: Vec<LeaseRow>) -> Result<Vec<Lease>, StoreError> {
     rows.into_iter().map(Lease::try_from).collect()
 }

@@ -314,11 +314,7 @@ impl Store for SqliteStore {
         let rows: Vec<(String, i64)> = sqlx::query_as("SELECT state, COUNT(*) FROM leases GROUP BY state")
             .fetch_all(&self.pool)
             .await?;
-        let mut out: BTreeMap<LeaseState, u64> = LeaseState::ALL.iter().map(|s| (*s, 0)).collect();
-        for (s, n) in rows {
-            out.insert(row::state(&s)?, u64::try_from(n).unwrap_or(0));
-        }
-        Ok(out)
+        row::count_map(rows)
     }
 
     async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError> {

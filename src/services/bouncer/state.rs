@@ -101,22 +101,8 @@ impl State {
 
     /// Write durably: temp file, fsync, rename.
     pub fn save(&self, dir: &Path) -> Result<(), StateError> {
-        use std::io::Write;
         let path = Self::file(dir);
-        let tmp = path.with_extension("json.tmp");
-        let err = |source| StateError::Write {
-            path: path.clone(),
-            source,
-        };
-        let bytes = serde_json::to_vec(self).map_err(|e| err(std::io::Error::other(e)))?;
-        let mut f = std::fs::File::create(&tmp).map_err(err)?;
-        f.write_all(&bytes).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        crate::services::common::write_json_atomic(&path, self).map_err(|source| StateError::Write { path, source })
     }
 
     pub fn product_by_name(&self, name: &str) -> Option<&Product> {
