@@ -163,11 +163,50 @@ async fn killed_container_fails_the_lease_and_orphans_are_removed() {
     docker
         .create_volume(bollard::models::VolumeCreateOptions {
             name: Some(format!("stagelib-{orphan}-data")),
-            labels: Some(labels),
+            labels: Some(labels.clone()),
             ..Default::default()
         })
         .await
         .expect("orphan volume");
+    let tag =
+        stagelib::backend::docker::image::tag_for(&std::fs::read(env!("CARGO_BIN_EXE_stagelib")).expect("binary"));
+    let container = |labels: Option<HashMap<String, String>>| bollard::models::ContainerCreateBody {
+        image: Some(tag.clone()),
+        cmd: Some(vec![
+            "service".into(),
+            "shipit".into(),
+            "--data-dir".into(),
+            "/tmp".into(),
+        ]),
+        labels,
+        ..Default::default()
+    };
+    let orphan_container = format!("stagelib-{orphan}-shipit");
+    let mut orphan_labels = labels.clone();
+    orphan_labels.insert("org.mozilla.stagelib.service".into(), "shipit".into());
+    docker
+        .create_container(
+            Some(
+                bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                    .name(&orphan_container)
+                    .build(),
+            ),
+            container(Some(orphan_labels)),
+        )
+        .await
+        .expect("orphan container");
+    let unlabelled_container = format!("not-ours-{}", uuid::Uuid::new_v4().simple());
+    docker
+        .create_container(
+            Some(
+                bollard::query_parameters::CreateContainerOptionsBuilder::new()
+                    .name(&unlabelled_container)
+                    .build(),
+            ),
+            container(None),
+        )
+        .await
+        .expect("unlabelled container");
     let bystander = format!("not-ours-{}", uuid::Uuid::new_v4().simple());
     docker
         .create_network(bollard::models::NetworkCreateRequest {
@@ -217,7 +256,34 @@ async fn killed_container_fails_the_lease_and_orphans_are_removed() {
             .is_ok(),
         "unlabelled objects are never touched"
     );
+    assert!(
+        docker
+            .inspect_container(
+                &orphan_container,
+                None::<bollard::query_parameters::InspectContainerOptions>
+            )
+            .await
+            .is_err(),
+        "the labelled orphan container is gone"
+    );
+    assert!(
+        docker
+            .inspect_container(
+                &unlabelled_container,
+                None::<bollard::query_parameters::InspectContainerOptions>
+            )
+            .await
+            .is_ok(),
+        "the unlabelled container is untouched"
+    );
     docker.remove_network(&bystander).await.expect("cleanup");
+    docker
+        .remove_container(
+            &unlabelled_container,
+            None::<bollard::query_parameters::RemoveContainerOptions>,
+        )
+        .await
+        .expect("cleanup");
 }
 
 fn one_service_spec(i: usize) -> StackSpec {
