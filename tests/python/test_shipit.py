@@ -70,3 +70,22 @@ def test_phases_build_numbers_and_ordering(shipit):
     assert phases[0]["skipped"] and phases[0]["submitted"] and not phases[2]["submitted"]
     assert signed(shipit, "PUT", "/releases/Firefox-140.0b10-build1/push_firefox", "").status_code == 409
     assert requests.get(f"{shipit.url}/releases/Nope-1.0-build1").status_code == 404
+
+
+def test_mark_as_shipped_task_from_the_fixtures(shipit):
+    """The release named by shipitscript's example task, marked shipped the way
+    shipitscript does (PATCH status, then read back)."""
+    import os
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "fixtures", "releng", "shipit",
+                        "shipitscript-mark-as-shipped-task.json")
+    with open(path) as f:
+        name = json.load(f)["payload"]["release_name"]
+    product, version, build = name.split("-")
+    body = json.dumps({"product": product.lower(), "version": version, "branch": "releases/mozilla-beta",
+                       "revision": "c" * 40, "build_number": int(build.replace("build", ""))})
+    r = signed(shipit, "POST", "/releases", body)
+    assert r.status_code == 201, r.text
+    assert r.json()["name"] == name
+    client = Release_V2(shipit.user, shipit.secret, api_root=shipit.url, retry_attempts=1)
+    client.update_status(name, status="shipped")
+    assert client.getRelease(name)["status"] == "shipped"

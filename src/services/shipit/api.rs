@@ -366,6 +366,39 @@ pub async fn signoffs(State(s): State<Shipit>, Path((name, phase)): Path<(String
     }
 }
 
+/// Firefox, Devedition and the mobile products define no signoffs, so any
+/// signoff uid is unknown: 404 (after authentication, as upstream).
+pub async fn sign(
+    State(s): State<Shipit>,
+    Path((name, phase)): Path<(String, String)>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(r) = authenticate(&s, &method, &uri, &headers, &body) {
+        return r;
+    }
+    let Ok(uid) = serde_json::from_slice::<String>(&body) else {
+        return problem(
+            StatusCode::BAD_REQUEST,
+            "the body must be a JSON string: the signoff uid",
+        );
+    };
+    let d = s.data.lock().unwrap_or_else(|p| p.into_inner());
+    if d.releases
+        .get(&name)
+        .and_then(|r| r.phases.iter().find(|p| p.name == phase))
+        .is_none()
+    {
+        return problem(StatusCode::NOT_FOUND, format!("Phase {phase} of {name} not found"));
+    }
+    problem(
+        StatusCode::NOT_FOUND,
+        format!("Signoff {uid} not found for {name} {phase}"),
+    )
+}
+
 pub async fn product_details(
     State(s): State<Shipit>,
     method: Method,

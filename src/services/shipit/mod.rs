@@ -63,7 +63,7 @@ pub fn router(s: Shipit) -> Router {
                 .delete(api::update_release),
         )
         .route("/releases/{name}/{phase}", get(api::get_phase).put(api::schedule_phase))
-        .route("/signoff/{name}/{phase}", get(api::signoffs))
+        .route("/signoff/{name}/{phase}", get(api::signoffs).put(api::sign))
         .route("/product-details", axum::routing::post(api::product_details))
         .route("/disabled-products", get(api::disabled_products))
         .route(
