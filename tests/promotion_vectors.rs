@@ -100,7 +100,7 @@ fn every_promotion_vector() {
                         ("release_enable_emefree", emefree),
                     ] {
                         if expected.get(key).is_some_and(|e| e.as_bool() != Some(val)) {
-                            mismatch.push(format!("{key}"));
+                            mismatch.push(key.to_string());
                         }
                     }
                 }
