@@ -253,6 +253,14 @@ pub async fn create_release(
     })
 }
 
+/// A phase of a release, or the 404 to answer.
+fn find_phase<'a>(d: &'a Data, name: &str, phase: &str) -> Result<&'a Phase, Response> {
+    d.releases
+        .get(name)
+        .and_then(|r| r.phases.iter().find(|p| p.name == phase))
+        .ok_or_else(|| problem(StatusCode::NOT_FOUND, format!("Phase {phase} of {name} not found")))
+}
+
 fn not_found(name: &str) -> Response {
     problem(StatusCode::NOT_FOUND, format!("Release {name} not found"))
 }
@@ -309,13 +317,9 @@ pub async fn update_release(
 
 pub async fn get_phase(State(s): State<Shipit>, Path((name, phase)): Path<(String, String)>) -> Response {
     let d = s.data.lock().unwrap_or_else(|p| p.into_inner());
-    match d
-        .releases
-        .get(&name)
-        .and_then(|r| r.phases.iter().find(|p| p.name == phase))
-    {
-        Some(p) => Json(p).into_response(),
-        None => problem(StatusCode::NOT_FOUND, format!("Phase {phase} of {name} not found")),
+    match find_phase(&d, &name, &phase) {
+        Ok(p) => Json(p).into_response(),
+        Err(r) => r,
     }
 }
 
@@ -356,13 +360,9 @@ pub async fn schedule_phase(
 
 pub async fn signoffs(State(s): State<Shipit>, Path((name, phase)): Path<(String, String)>) -> Response {
     let d = s.data.lock().unwrap_or_else(|p| p.into_inner());
-    match d
-        .releases
-        .get(&name)
-        .and_then(|r| r.phases.iter().find(|p| p.name == phase))
-    {
-        Some(_) => Json(json!({"signoffs": []})).into_response(),
-        None => problem(StatusCode::NOT_FOUND, format!("Phase {phase} of {name} not found")),
+    match find_phase(&d, &name, &phase) {
+        Ok(_) => Json(json!({"signoffs": []})).into_response(),
+        Err(r) => r,
     }
 }
 
@@ -386,12 +386,8 @@ pub async fn sign(
         );
     };
     let d = s.data.lock().unwrap_or_else(|p| p.into_inner());
-    if d.releases
-        .get(&name)
-        .and_then(|r| r.phases.iter().find(|p| p.name == phase))
-        .is_none()
-    {
-        return problem(StatusCode::NOT_FOUND, format!("Phase {phase} of {name} not found"));
+    if let Err(r) = find_phase(&d, &name, &phase) {
+        return r;
     }
     problem(
         StatusCode::NOT_FOUND,
