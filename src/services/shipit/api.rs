@@ -70,6 +70,29 @@ pub fn authenticate(s: &Shipit, method: &Method, uri: &Uri, headers: &HeaderMap,
     Err(resp)
 }
 
+/// The body of a Hawk-authenticated write (the request is refused with 401
+/// before any handler runs when the signature does not check out).
+pub struct Signed {
+    pub method: Method,
+    pub body: Bytes,
+}
+
+impl axum::extract::FromRequest<Shipit> for Signed {
+    type Rejection = Response;
+
+    async fn from_request(req: axum::extract::Request, s: &Shipit) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let body = axum::body::to_bytes(body, 1024 * 1024)
+            .await
+            .map_err(|_| problem(StatusCode::PAYLOAD_TOO_LARGE, "the body is larger than 1 MiB"))?;
+        authenticate(s, &parts.method, &parts.uri, &parts.headers, &body)?;
+        Ok(Self {
+            method: parts.method,
+            body,
+        })
+    }
+}
+
 /// Apply a change to a copy of the data, persist, then publish it.
 pub fn write(s: &Shipit, f: impl FnOnce(&mut Data) -> Result<Response, Response>) -> Response {
     let mut guard = s.data.lock().unwrap_or_else(|p| p.into_inner());
@@ -138,16 +161,7 @@ pub async fn list_releases(State(s): State<Shipit>, RawQuery(q): RawQuery) -> Re
     Json(out.into_iter().map(|(_, _, r)| r).collect::<Vec<_>>()).into_response()
 }
 
-pub async fn create_release(
-    State(s): State<Shipit>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = authenticate(&s, &method, &uri, &headers, &body) {
-        return r;
-    }
+pub async fn create_release(State(s): State<Shipit>, Signed { body, .. }: Signed) -> Response {
     let input: Value = match serde_json::from_slice(&body) {
         Ok(Value::Object(m)) => Value::Object(m),
         Ok(_) => return problem(StatusCode::BAD_REQUEST, "the body must be a JSON object"),
@@ -276,14 +290,8 @@ pub async fn get_release(State(s): State<Shipit>, Path(name): Path<String>) -> R
 pub async fn update_release(
     State(s): State<Shipit>,
     Path(name): Path<String>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed { method, body }: Signed,
 ) -> Response {
-    if let Err(r) = authenticate(&s, &method, &uri, &headers, &body) {
-        return r;
-    }
     let status = if method == Method::DELETE {
         "aborted".to_string()
     } else {
@@ -326,14 +334,8 @@ pub async fn get_phase(State(s): State<Shipit>, Path((name, phase)): Path<(Strin
 pub async fn schedule_phase(
     State(s): State<Shipit>,
     Path((name, phase)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    _: Signed,
 ) -> Response {
-    if let Err(r) = authenticate(&s, &method, &uri, &headers, &body) {
-        return r;
-    }
     write(&s, |d| {
         let r = d.releases.get_mut(&name).ok_or_else(|| not_found(&name))?;
         let idx = r
@@ -371,14 +373,8 @@ pub async fn signoffs(State(s): State<Shipit>, Path((name, phase)): Path<(String
 pub async fn sign(
     State(s): State<Shipit>,
     Path((name, phase)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed { body, .. }: Signed,
 ) -> Response {
-    if let Err(r) = authenticate(&s, &method, &uri, &headers, &body) {
-        return r;
-    }
     let Ok(uid) = serde_json::from_slice::<String>(&body) else {
         return problem(
             StatusCode::BAD_REQUEST,
@@ -395,16 +391,7 @@ pub async fn sign(
     )
 }
 
-pub async fn product_details(
-    State(s): State<Shipit>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = authenticate(&s, &method, &uri, &headers, &body) {
-        return r;
-    }
+pub async fn product_details(State(s): State<Shipit>, _: Signed) -> Response {
     write(&s, |d| {
         d.product_details_rebuilds += 1;
         Ok(Json(json!({"status": "ok"})).into_response())
@@ -430,14 +417,8 @@ pub async fn get_version(State(s): State<Shipit>, Path((product, channel)): Path
 pub async fn set_version(
     State(s): State<Shipit>,
     Path((product, channel)): Path<(String, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    Signed { method, body }: Signed,
 ) -> Response {
-    if let Err(r) = authenticate(&s, &method, &uri, &headers, &body) {
-        return r;
-    }
     let Some(version) = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v.get("version").and_then(Value::as_str).map(str::to_string))
@@ -491,16 +472,7 @@ pub async fn list_nightlies(State(s): State<Shipit>, RawQuery(q): RawQuery) -> R
     Json(out).into_response()
 }
 
-pub async fn create_nightly(
-    State(s): State<Shipit>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    if let Err(r) = authenticate(&s, &method, &uri, &headers, &body) {
-        return r;
-    }
+pub async fn create_nightly(State(s): State<Shipit>, Signed { body, .. }: Signed) -> Response {
     let n: Nightly = match serde_json::from_slice(&body) {
         Ok(n) => n,
         Err(e) => return problem(StatusCode::BAD_REQUEST, format!("invalid nightly release: {e}")),
