@@ -214,6 +214,8 @@ async fn bad_input_gets_clear_4xx() {
         (json!({"namespace": "Bad Name"}), "namespace"),
         (json!({"labels": {"": "x"}}), "labels"),
         (json!({"ttl": "30d"}), "ttl"),
+        (json!({"seed": "default"}), "seed"),
+        (json!({"seed": "../etc"}), "seed"),
     ] {
         let (s, b) = call(&base, Method::POST, "/v1/leases", owner, Some(body.clone())).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{body} -> {b}");

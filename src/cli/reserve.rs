@@ -29,7 +29,7 @@ pub struct Args {
     /// A label KEY=VALUE (repeatable), e.g. a Try revision.
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
-    /// Seed the stack from this snapshot.
+    /// Seed the stack from this snapshot (snapshots are not available yet: refused).
     #[arg(long)]
     pub seed: Option<String>,
     /// Share an existing stack (by stack ID) under your own namespace.

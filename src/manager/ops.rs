@@ -89,6 +89,13 @@ impl Manager {
                     "must be a snapshot name without path separators",
                 ));
             }
+            // No snapshot can exist yet: refuse rather than hand out an unseeded stack.
+            return Err(ManagerError::invalid(
+                "seed",
+                format!(
+                    "no snapshot named `{seed}`: seeding from snapshots is not available yet; reserve without --seed"
+                ),
+            ));
         }
         let now = self.clock.now();
         let expires_at = self.policy.initial_expiry(now, ttl)?;
