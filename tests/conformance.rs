@@ -50,3 +50,8 @@ fn s3() {
 fn shipit() {
     run_pytest("test_shipit.py");
 }
+
+#[test]
+fn seeded_mars() {
+    run_pytest("test_seed.py");
+}

@@ -72,6 +72,9 @@ pub async fn local_manager(settings: &Settings, background: bool) -> anyhow::Res
         background,
     });
     manager.remember_orphans_in(settings.state_dir.join("reap-orphans.json"));
+    manager.seed_with(Arc::new(crate::seed::LibrarySeeder::new(
+        crate::seed::SnapshotLibrary::for_state_dir(&settings.state_dir),
+    )));
     Ok(manager)
 }
 

@@ -20,6 +20,7 @@ pub mod reserve;
 pub mod serve;
 pub mod service;
 pub mod show;
+pub mod snapshot;
 pub mod token;
 
 use crate::manager::{ErrorKind, ManagerError};
@@ -88,6 +89,9 @@ pub enum Command {
     Images(images::ImagesCommand),
     /// Check the Docker engine, the image, the database and the state directory.
     Doctor,
+    /// Production data for stacks: generate, pull, take, seed, list, show.
+    #[command(subcommand)]
+    Snapshot(snapshot::SnapshotCommand),
     /// Run one stand-in service (used inside stack containers and child processes).
     #[command(subcommand)]
     Service(service::ServiceCommand),
@@ -147,6 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve(args) => serve::run(settings()?, args).await,
         Command::Images(cmd) => images::run(cmd, json).await,
         Command::Doctor => doctor::run(&settings()?, json).await,
+        Command::Snapshot(cmd) => snapshot::run(settings()?, json, cmd).await,
         cmd => {
             let ctx = context::Context::build(settings()?, json).await?;
             match cmd {
@@ -160,7 +165,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Env(a) => env::run(&ctx, a).await,
                 Command::Reap(a) => reap::run(&ctx, a).await,
                 Command::Token(c) => token::run(&ctx, c).await,
-                Command::Service(_) | Command::Serve(_) | Command::Images(_) | Command::Doctor => Ok(()),
+                Command::Service(_)
+                | Command::Serve(_)
+                | Command::Images(_)
+                | Command::Doctor
+                | Command::Snapshot(_) => Ok(()),
             }
         }
     }

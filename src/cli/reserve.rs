@@ -12,6 +12,7 @@ use crate::manager::ReserveRequest;
 /// Examples:
 ///   stagelib reserve
 ///   stagelib reserve --template full --ttl 2d --label try=abc123 --wait
+///   stagelib reserve --seed my-snapshot --wait      (from `stagelib snapshot take`)
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// `default` (balrog, bouncer, s3) or `full` (adds shipit).
@@ -29,9 +30,13 @@ pub struct Args {
     /// A label KEY=VALUE (repeatable), e.g. a Try revision.
     #[arg(long = "label", value_parser = parse_label)]
     pub labels: Vec<(String, String)>,
-    /// Seed the stack from this snapshot (snapshots are not available yet: refused).
+    /// Seed the stack from this snapshot (`stagelib snapshot list`), under the
+    /// lease's namespace; the lease is ready once it is seeded.
+    #[arg(long, default_value = "default")]
+    pub seed: String,
+    /// Start from empty services instead of a snapshot.
     #[arg(long)]
-    pub seed: Option<String>,
+    pub no_seed: bool,
     /// Share an existing stack (by stack ID) under your own namespace.
     #[arg(long)]
     pub stack: Option<String>,
@@ -63,7 +68,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<Lease> {
         ttl: args.ttl,
         hold: args.hold,
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
-        seed: args.seed,
+        seed: (!args.no_seed).then_some(args.seed),
         stack_id: args.stack,
     };
     let mut lease = ctx.service.reserve(&ctx.actor, req).await?;

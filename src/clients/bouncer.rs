@@ -114,6 +114,99 @@ impl BouncerClient {
     }
 }
 
+impl BouncerClient {
+    /// Products whose name contains `needle` (`product_show` with `fuzzy`):
+    /// name and languages of each.
+    pub async fn products_like(&self, needle: &str) -> Result<Vec<(String, Vec<String>)>, ClientError> {
+        let xml = self
+            .call(Method::GET, "product_show", &[("product", needle), ("fuzzy", "true")])
+            .await?;
+        Ok(parse_tree(&xml)?.into_iter().map(|p| (p.name, p.languages)).collect())
+    }
+
+    /// Locations of the products whose name contains `needle`, by product.
+    pub async fn locations_like(&self, needle: &str) -> Result<Vec<(String, Vec<Location>)>, ClientError> {
+        let xml = self
+            .call(Method::GET, "location_show", &[("product", needle), ("fuzzy", "true")])
+            .await?;
+        Ok(parse_tree(&xml)?.into_iter().map(|p| (p.name, p.locations)).collect())
+    }
+}
+
+/// One `<product>` element of a `<products>` or `<locations>` document.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProductTree {
+    pub name: String,
+    pub languages: Vec<String>,
+    pub locations: Vec<Location>,
+}
+
+/// Parse `<products>` / `<locations>` documents into their `<product>`s. The
+/// "no product matched" answer of `location_show` (a bare declaration) is empty.
+pub fn parse_tree(xml: &str) -> Result<Vec<ProductTree>, ClientError> {
+    let bad = |m: String| ClientError::Decode {
+        service: SERVICE,
+        url: "product_show".into(),
+        message: m,
+    };
+    let mut reader = quick_xml::Reader::from_str(xml);
+    let mut out: Vec<ProductTree> = Vec::new();
+    let mut loc: Option<(String, String)> = None;
+    let mut text = String::new();
+    let attrs = |e: &quick_xml::events::BytesStart| -> Result<Vec<(Vec<u8>, String)>, ClientError> {
+        e.attributes()
+            .flatten()
+            .map(|a| {
+                a.unescape_value()
+                    .map(|v| (a.key.as_ref().to_vec(), v.to_string()))
+                    .map_err(|e| bad(e.to_string()))
+            })
+            .collect()
+    };
+    let get = |v: &[(Vec<u8>, String)], k: &[u8]| {
+        v.iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) if e.name().as_ref() == b"product" => {
+                let a = attrs(&e)?;
+                out.push(ProductTree {
+                    name: get(&a, b"name"),
+                    ..Default::default()
+                });
+            }
+            Ok(Event::Empty(e)) if e.name().as_ref() == b"language" => {
+                let a = attrs(&e)?;
+                if let Some(p) = out.last_mut() {
+                    p.languages.push(get(&a, b"locale"));
+                }
+            }
+            Ok(Event::Start(e)) if e.name().as_ref() == b"location" => {
+                let a = attrs(&e)?;
+                loc = Some((get(&a, b"id"), get(&a, b"os")));
+                text.clear();
+            }
+            Ok(Event::Text(t)) if loc.is_some() => text.push_str(&t.unescape().map_err(|e| bad(e.to_string()))?),
+            Ok(Event::End(e)) if e.name().as_ref() == b"location" => {
+                if let (Some((id, os)), Some(p)) = (loc.take(), out.last_mut()) {
+                    p.locations.push(Location {
+                        id,
+                        os,
+                        path: text.clone(),
+                    });
+                }
+            }
+            Ok(Event::Eof) => break,
+            Err(e) => return Err(bad(e.to_string())),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
 fn check_error(xml: &str, what: &str) -> Result<(), ClientError> {
     if let Some(start) = xml.find("<error") {
         return Err(ClientError::Invalid {
@@ -183,5 +276,18 @@ mod tests {
         assert_eq!(locs[0].os, "win64");
         assert_eq!(locs[1].path, "/a&b");
         assert!(check_error(r#"<error number="104">exists</error>"#, "x").is_err());
+        let tree = parse_tree(
+            r#"<?xml version="1.0" encoding="utf-8"?><products><product id="1" name="A"><language locale="de"/><language locale="en-US"/></product><product id="2" name="B"/></products>"#,
+        )
+        .expect("parse");
+        assert_eq!(tree.len(), 2);
+        assert_eq!(tree[0].languages, vec!["de", "en-US"]);
+        assert!(tree[1].languages.is_empty());
+        let tree = parse_tree(xml).expect("locations");
+        assert_eq!(tree[0].name, "Firefox");
+        assert_eq!(tree[0].locations.len(), 2);
+        assert!(parse_tree(r#"<?xml version="1.0" encoding="utf-8"?>"#)
+            .expect("bare")
+            .is_empty());
     }
 }

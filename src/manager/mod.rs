@@ -32,6 +32,22 @@ use crate::lease::{Actor, AuditEvent, Lease, LeaseId, LeaseState, Policy};
 use crate::stack::StackEndpoints;
 use crate::store::Store;
 
+/// Puts production data into a freshly provisioned stack (implemented by
+/// `seed::LibrarySeeder`). A lease is `ready` only once this succeeded.
+#[async_trait::async_trait]
+pub trait Seeder: Send + Sync {
+    /// Whether a snapshot of this name exists (checked when reserving).
+    fn exists(&self, snapshot: &str) -> bool;
+    /// Seed `snapshot` into the stack at `endpoints` for `namespace`; returns a
+    /// one-line summary, or why it failed.
+    async fn seed(
+        &self,
+        snapshot: &str,
+        endpoints: &StackEndpoints,
+        namespace: &crate::lease::Namespace,
+    ) -> Result<String, String>;
+}
+
 /// What `reserve` asks for.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -148,6 +164,7 @@ pub struct Manager {
     orphans_seen: std::sync::Mutex<std::collections::BTreeSet<String>>,
     /// Where that memory is kept between one-shot `stagelib reap` runs.
     orphans_file: std::sync::Mutex<Option<std::path::PathBuf>>,
+    seeder: std::sync::RwLock<Option<Arc<dyn Seeder>>>,
 }
 
 /// How to build a [`Manager`].
@@ -173,6 +190,7 @@ impl Manager {
             tasks: tokio_util::task::TaskTracker::new(),
             orphans_seen: Default::default(),
             orphans_file: Default::default(),
+            seeder: Default::default(),
         })
     }
 
@@ -198,6 +216,16 @@ impl Manager {
 
     /// Keep the reaper's orphan sightings in `path`, so consecutive one-shot
     /// `stagelib reap` runs (cron) see the same stack twice before removing it.
+    /// Seed stacks that ask for a snapshot with `seeder` (without one,
+    /// reservations with a seed are refused).
+    pub fn seed_with(&self, seeder: Arc<dyn Seeder>) {
+        *self.seeder.write().unwrap_or_else(|p| p.into_inner()) = Some(seeder);
+    }
+
+    fn seeder(&self) -> Option<Arc<dyn Seeder>> {
+        self.seeder.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
     pub fn remember_orphans_in(&self, path: std::path::PathBuf) {
         *self.orphans_file.lock().unwrap_or_else(|p| p.into_inner()) = Some(path);
     }

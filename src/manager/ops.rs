@@ -89,13 +89,21 @@ impl Manager {
                     "must be a snapshot name without path separators",
                 ));
             }
-            // No snapshot can exist yet: refuse rather than hand out an unseeded stack.
-            return Err(ManagerError::invalid(
-                "seed",
-                format!(
-                    "no snapshot named `{seed}`: seeding from snapshots is not available yet; reserve without --seed"
-                ),
-            ));
+            match self.seeder() {
+                None => {
+                    return Err(ManagerError::invalid(
+                        "seed",
+                        "this manager has no snapshot library; reserve without a seed",
+                    ))
+                }
+                Some(s) if !s.exists(seed) => {
+                    return Err(ManagerError::invalid(
+                        "seed",
+                        format!("no snapshot named `{seed}` (see `stagelib snapshot list`)"),
+                    ))
+                }
+                Some(_) => {}
+            }
         }
         let now = self.clock.now();
         let expires_at = self.policy.initial_expiry(now, ttl)?;

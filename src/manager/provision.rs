@@ -63,7 +63,16 @@ impl Manager {
         }
         let spec = self.spec_for(&lease);
         let endpoints = self.backend.provision(&spec).await?;
-        // Seeding hooks in here (seed module) before the lease is declared ready.
+        if let Some(snapshot) = &lease.seed {
+            let seeder = self
+                .seeder()
+                .ok_or_else(|| ManagerError::Internal("no snapshot library to seed from".into()))?;
+            let summary = seeder
+                .seed(snapshot, &endpoints, &lease.namespace)
+                .await
+                .map_err(|e| ManagerError::Internal(format!("seeding from snapshot `{snapshot}` failed: {e}")))?;
+            tracing::info!(lease = %id, %summary, "seeded");
+        }
         let change = Change {
             endpoints: Some(endpoints),
             ..self.change(None)

@@ -62,6 +62,23 @@ pub struct RequiredSignoff {
     pub data_version: i64,
 }
 
+/// A permission of a user (`admin`, `rule`, `release`, …) with its options
+/// (`{"products": [...], "actions": [...]}`; `None` = unrestricted).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Permission {
+    pub username: String,
+    pub permission: String,
+    #[serde(default)]
+    pub options: Option<std::collections::BTreeMap<String, Vec<String>>>,
+}
+
+/// A role held by a user (what signoffs are counted against).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct UserRole {
+    pub username: String,
+    pub role: String,
+}
+
 /// A scheduled change of a rule, release or emergency shutoff.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ScheduledChange {
@@ -88,6 +105,10 @@ pub struct State {
     pub pins: BTreeMap<(String, String, String), Pin>,
     pub required_signoffs: BTreeMap<(String, String, String), RequiredSignoff>,
     pub scheduled: BTreeMap<i64, ScheduledChange>,
+    pub permissions: BTreeMap<(String, String), Permission>,
+    pub roles: BTreeMap<(String, String), UserRole>,
+    /// Rule-ID offset of each namespace seeded onto this instance.
+    pub namespaces: BTreeMap<String, i64>,
 }
 
 impl State {
@@ -194,6 +215,18 @@ impl BalrogDb {
                 "sc" => {
                     let s: ScheduledChange = serde_json::from_str(&value).map_err(bad)?;
                     state.scheduled.insert(s.sc_id, s);
+                }
+                "perm" => {
+                    let p: Permission = serde_json::from_str(&value).map_err(bad)?;
+                    state.permissions.insert((p.username.clone(), p.permission.clone()), p);
+                }
+                "role" => {
+                    let r: UserRole = serde_json::from_str(&value).map_err(bad)?;
+                    state.roles.insert((r.username.clone(), r.role.clone()), r);
+                }
+                "ns" => {
+                    let (ns, offset): (String, i64) = serde_json::from_str(&value).map_err(bad)?;
+                    state.namespaces.insert(ns, offset);
                 }
                 _ => {}
             }

@@ -118,7 +118,7 @@ fn unauthorized() -> Response {
 }
 
 /// Basic auth check: `None` when the credentials are right.
-fn check_auth(b: &Bouncer, headers: &HeaderMap) -> Option<Response> {
+pub fn check_auth(b: &Bouncer, headers: &HeaderMap) -> Option<Response> {
     let Some(secret) = &b.secret else { return None };
     let given = headers
         .get(header::AUTHORIZATION)

@@ -3,6 +3,7 @@
 //! the download redirector on every other path.
 pub mod admin;
 pub mod redirector;
+pub mod seed;
 pub mod state;
 
 use std::path::PathBuf;
@@ -124,6 +125,8 @@ pub fn router(b: Bouncer) -> Router {
         .route("/api/", get(|| async { "Nazgul API" }))
         .route("/api", get(|| async { "Nazgul API" }))
         .route("/api/{*route}", get(api_get).post(api_post))
+        .route("/__stagelib__/import", axum::routing::post(seed::import))
+        .route("/__stagelib__/export", get(seed::export))
         .fallback(fallback)
         .layer(DefaultBodyLimit::max(MAX_FORM_BYTES * 2))
         .with_state(b)

@@ -6,6 +6,7 @@
 //! be copied), and with `--public-read` unsigned GET/HEAD requests are served, as
 //! the Firefox updater and final verify fetch MARs without credentials.
 pub mod api;
+pub mod seed;
 pub mod store;
 
 use std::sync::Arc;
@@ -70,6 +71,8 @@ pub struct S3StandIn {
     pub s3: S3Service,
     pub fallback_url: Option<String>,
     pub public_read: bool,
+    /// Guards stagelib's own seeding endpoint.
+    pub secret: String,
 }
 
 impl S3StandIn {
@@ -88,6 +91,7 @@ impl S3StandIn {
             s3: b.build(),
             fallback_url: fallback_url.map(|u| u.trim_end_matches('/').to_string()),
             public_read,
+            secret: secret.to_string(),
         }
     }
 }
@@ -244,6 +248,11 @@ async fn front(State(st): State<S3StandIn>, req: Request) -> Response {
 /// The whole service.
 pub fn router(st: S3StandIn) -> Router {
     Router::new()
+        .route(
+            "/__stagelib__/import/{bucket}",
+            axum::routing::post(seed::import).layer(axum::extract::DefaultBodyLimit::max(64 << 20)),
+        )
+        .route("/__stagelib__/export/{bucket}", axum::routing::get(seed::export))
         .fallback(front)
         .with_state(st)
         .merge(common::dockerflow_routes("s3"))

@@ -59,6 +59,19 @@ pub struct Upload {
 pub struct Store {
     root: PathBuf,
     pub max_object_size: u64,
+    /// Seeded objects whose bytes are generated from their key (`seed::mar`):
+    /// bucket → key → what HEAD and LIST show. A stored object of the same key
+    /// wins; deleting removes both.
+    generated: std::sync::RwLock<BTreeMap<String, BTreeMap<String, Generated>>>,
+}
+
+/// A seeded object served from its generator.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Generated {
+    pub size: u64,
+    pub etag: String,
+    pub sha512: String,
+    pub modified: u64,
 }
 
 pub fn valid_bucket(name: &str) -> bool {
@@ -90,9 +103,86 @@ impl Store {
     pub fn open(root: &Path, max_object_size: u64) -> Result<Self, StoreError> {
         std::fs::create_dir_all(root.join("buckets"))?;
         std::fs::create_dir_all(root.join("uploads"))?;
+        std::fs::create_dir_all(root.join("generated"))?;
+        let mut generated = BTreeMap::new();
+        for e in std::fs::read_dir(root.join("generated"))?.flatten() {
+            let p = e.path();
+            let Some(bucket) = p
+                .extension()
+                .is_some_and(|x| x == "json")
+                .then(|| {
+                    p.file_stem()
+                        .and_then(|s| hex::decode(s.to_string_lossy().as_bytes()).ok())
+                })
+                .flatten()
+                .and_then(|b| String::from_utf8(b).ok())
+            else {
+                continue;
+            };
+            let map: BTreeMap<String, Generated> =
+                serde_json::from_slice(&std::fs::read(&p)?).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+            generated.insert(bucket, map);
+        }
         Ok(Self {
             root: root.to_path_buf(),
             max_object_size,
+            generated: std::sync::RwLock::new(generated),
+        })
+    }
+
+    fn generated_file(&self, bucket: &str) -> PathBuf {
+        self.root
+            .join("generated")
+            .join(format!("{}.json", hex::encode(bucket.as_bytes())))
+    }
+
+    fn save_generated(&self, bucket: &str, map: &BTreeMap<String, Generated>) -> Result<(), StoreError> {
+        let path = self.generated_file(bucket);
+        let bytes = serde_json::to_vec(map).map_err(|e| StoreError::Io(std::io::Error::other(e)))?;
+        Self::write_atomic(&path, &[bytes::Bytes::from(bytes)])?;
+        Ok(())
+    }
+
+    /// Seed generated objects into `bucket` (replacing entries of the same key),
+    /// durably. Returns how many entries changed.
+    pub fn add_generated(&self, bucket: &str, objects: Vec<(String, Generated)>) -> Result<usize, StoreError> {
+        self.existing_bucket(bucket)?;
+        let mut all = self.generated.write().unwrap_or_else(|p| p.into_inner());
+        let mut map = all.get(bucket).cloned().unwrap_or_default();
+        let mut changed = 0;
+        for (key, g) in objects {
+            check_key(&key)?;
+            let same = map
+                .get(&key)
+                .is_some_and(|old| old.sha512 == g.sha512 && old.size == g.size);
+            if !same {
+                map.insert(key, g);
+                changed += 1;
+            }
+        }
+        if changed > 0 {
+            self.save_generated(bucket, &map)?;
+            all.insert(bucket.to_string(), map);
+        }
+        Ok(changed)
+    }
+
+    /// The generated entry of `key`, if it was seeded.
+    pub fn generated_entry(&self, bucket: &str, key: &str) -> Option<Generated> {
+        let all = self.generated.read().unwrap_or_else(|p| p.into_inner());
+        all.get(bucket)?.get(key).cloned()
+    }
+
+    fn generated_meta(&self, bucket: &str, key: &str) -> Option<Meta> {
+        let all = self.generated.read().unwrap_or_else(|p| p.into_inner());
+        let g = all.get(bucket)?.get(key)?;
+        Some(Meta {
+            key: key.to_string(),
+            size: g.size,
+            etag: g.etag.clone(),
+            content_type: Some("application/octet-stream".into()),
+            modified: g.modified,
+            user: BTreeMap::new(),
         })
     }
 
@@ -132,7 +222,13 @@ impl Store {
 
     pub fn delete_bucket(&self, bucket: &str) -> Result<(), StoreError> {
         let d = self.existing_bucket(bucket)?;
-        if std::fs::read_dir(&d)?.next().is_some() {
+        let seeded = self
+            .generated
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(bucket)
+            .is_some_and(|m| !m.is_empty());
+        if seeded || std::fs::read_dir(&d)?.next().is_some() {
             return Err(StoreError::BucketNotEmpty(bucket.to_string()));
         }
         std::fs::remove_dir(&d)?;
@@ -211,18 +307,33 @@ impl Store {
 
     pub fn head(&self, bucket: &str, key: &str) -> Result<Meta, StoreError> {
         let path = self.object_path(bucket, key)?;
-        let bytes = std::fs::read(path.with_extension("meta")).map_err(|_| StoreError::NoSuchKey(key.to_string()))?;
-        if !path.is_file() {
-            return Err(StoreError::NoSuchKey(key.to_string()));
+        let stored = std::fs::read(path.with_extension("meta"))
+            .ok()
+            .filter(|_| path.is_file());
+        match stored {
+            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| StoreError::Io(std::io::Error::other(e))),
+            None => self
+                .generated_meta(bucket, key)
+                .ok_or_else(|| StoreError::NoSuchKey(key.to_string())),
         }
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::Io(std::io::Error::other(e)))
     }
 
     /// The bytes of `range` (end exclusive) of an object.
     pub fn read(&self, bucket: &str, key: &str, range: std::ops::Range<u64>) -> Result<bytes::Bytes, StoreError> {
         use std::io::{Read, Seek, SeekFrom};
         let path = self.object_path(bucket, key)?;
-        let mut f = std::fs::File::open(path).map_err(|_| StoreError::NoSuchKey(key.to_string()))?;
+        let mut f = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(_) => {
+                self.generated_meta(bucket, key)
+                    .ok_or_else(|| StoreError::NoSuchKey(key.to_string()))?;
+                let bytes =
+                    crate::seed::mar::content_for_key(key).ok_or_else(|| StoreError::NoSuchKey(key.to_string()))?;
+                let end = (range.end as usize).min(bytes.len());
+                let start = (range.start as usize).min(end);
+                return Ok(bytes::Bytes::copy_from_slice(&bytes[start..end]));
+            }
+        };
         f.seek(SeekFrom::Start(range.start))?;
         let mut buf = vec![0u8; (range.end - range.start) as usize];
         f.read_exact(&mut buf)?;
@@ -231,6 +342,17 @@ impl Store {
 
     pub fn delete(&self, bucket: &str, key: &str) -> Result<(), StoreError> {
         let path = self.object_path(bucket, key)?;
+        {
+            let mut all = self.generated.write().unwrap_or_else(|p| p.into_inner());
+            if let Some(map) = all.get(bucket) {
+                if map.contains_key(key) {
+                    let mut map = map.clone();
+                    map.remove(key);
+                    self.save_generated(bucket, &map)?;
+                    all.insert(bucket.to_string(), map);
+                }
+            }
+        }
         let _ = std::fs::remove_file(path.with_extension("meta"));
         match std::fs::remove_file(&path) {
             Ok(()) => Ok(()),
@@ -255,6 +377,20 @@ impl Store {
                 if let Ok(m) = serde_json::from_slice::<Meta>(&std::fs::read(&p)?) {
                     out.push(m);
                 }
+            }
+        }
+        let stored: std::collections::BTreeSet<String> = out.iter().map(|m| m.key.clone()).collect();
+        {
+            let all = self.generated.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(map) = all.get(bucket) {
+                out.extend(map.iter().filter(|(k, _)| !stored.contains(*k)).map(|(k, g)| Meta {
+                    key: k.clone(),
+                    size: g.size,
+                    etag: g.etag.clone(),
+                    content_type: Some("application/octet-stream".into()),
+                    modified: g.modified,
+                    user: BTreeMap::new(),
+                }));
             }
         }
         out.sort_by(|a, b| a.key.cmp(&b.key));

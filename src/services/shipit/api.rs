@@ -13,7 +13,7 @@ use super::state::{capitalize, phases_of, Nightly, Phase, Release, State as Data
 use super::{hawk, Shipit};
 use crate::version::GeckoVersion;
 
-fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
+pub fn problem(status: StatusCode, detail: impl Into<String>) -> Response {
     let title = status.canonical_reason().unwrap_or("Error");
     (
         status,

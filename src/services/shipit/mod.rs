@@ -4,6 +4,7 @@
 //! `--allow-multiple-build-numbers` lifts the build-number rules for staging.
 mod api;
 pub mod hawk;
+pub mod seed;
 pub mod state;
 
 use std::path::PathBuf;
@@ -71,6 +72,7 @@ pub fn router(s: Shipit) -> Router {
             get(api::get_version).put(api::set_version).post(api::set_version),
         )
         .route("/nightly-release", get(api::list_nightlies).post(api::create_nightly))
+        .route("/__stagelib__/import", axum::routing::post(seed::import))
         .with_state(s)
         .merge(common::dockerflow_routes("shipit"))
 }

@@ -7,6 +7,7 @@ mod releases;
 mod rules;
 mod scheduled;
 mod signoffs;
+mod users;
 
 use std::sync::Arc;
 
@@ -183,7 +184,12 @@ pub fn routes() -> Router<AdminState> {
             "/emergency_shutoff/{product}/{channel}",
             get(public::get_shutoff).delete(public::delete_shutoff),
         )
+        .route("/users", get(users::list))
+        .route("/users/{user}/permissions", get(users::permissions))
+        .route("/users/{user}/roles", get(users::roles))
         .route("/__stagelib__/import", post(public::import))
+        .route("/__stagelib__/namespaces", get(users::namespaces))
+        .route("/__stagelib__/namespaces/{ns}", post(users::claim_namespace))
 }
 
 /// The public read API under `/api/v1`.

@@ -9,7 +9,9 @@ use serde_json::{json, Value};
 
 use super::releases::str_field;
 use super::{int_field, json_body, versioned, AdminError, AdminState, Writer};
-use crate::services::balrog::db::{key2, key3, put_release, put_rule, Op, Pin, ReleaseRow, RequiredSignoff, Shutoff};
+use crate::services::balrog::db::{
+    key2, key3, put_release, put_rule, Op, Permission, Pin, ReleaseRow, RequiredSignoff, Shutoff, UserRole,
+};
 use crate::services::balrog::rule::Rule;
 use crate::services::balrog::schema;
 
@@ -164,8 +166,9 @@ pub async fn get_pin(
 /// `POST /__stagelib__/import`: load a snapshot, keeping rule IDs and data
 /// versions (Balrog's own API cannot). Body: `{"releases": [{name, product, blob,
 /// data_version?, read_only?}], "rules": [rule with rule_id], "required_signoffs":
-/// [...], "emergency_shutoffs": [...], "pins": [...]}`. Existing objects with the
-/// same key are replaced, so applying a snapshot twice changes nothing.
+/// [...], "emergency_shutoffs": [...], "pins": [...], "permissions": [...],
+/// "roles": [...]}`. Existing objects with the same key are replaced and
+/// identical ones left alone, so applying a snapshot twice changes nothing.
 pub async fn import(State(st): State<AdminState>, Writer(_): Writer, body: Bytes) -> Result<Response, AdminError> {
     let m = json_body(&body)?;
     let list = |k: &str| m.get(k).and_then(Value::as_array).cloned().unwrap_or_default();
@@ -187,6 +190,9 @@ pub async fn import(State(st): State<AdminState>, Writer(_): Writer, body: Bytes
             data_version: int_field(&o, "data_version")?.unwrap_or(1),
             read_only: o.get("read_only").and_then(Value::as_bool).unwrap_or(false),
         };
+        if s.releases.get(&row.name) == Some(&row) {
+            continue;
+        }
         ops.extend(put_release(&row));
         releases.push(row);
     }
@@ -209,8 +215,10 @@ pub async fn import(State(st): State<AdminState>, Writer(_): Writer, body: Bytes
                 rule.rule_id
             )));
         }
-        ops.push(put_rule(&rule));
-        rules.push(rule);
+        if s.rules.get(&rule.rule_id) != Some(&rule) {
+            ops.push(put_rule(&rule));
+            rules.push(rule);
+        }
     }
     let mut rs = Vec::new();
     for r in list("required_signoffs") {
@@ -244,8 +252,29 @@ pub async fn import(State(st): State<AdminState>, Writer(_): Writer, body: Bytes
         });
         pins.push(row);
     }
+    let mut perms = Vec::new();
+    for r in list("permissions") {
+        let row: Permission =
+            serde_json::from_value(r).map_err(|e| AdminError::BadRequest(format!("permissions: {e}")))?;
+        ops.push(Op::Put {
+            kind: "perm",
+            key: key2(&row.username, &row.permission),
+            value: serde_json::to_value(&row).unwrap_or(Value::Null),
+        });
+        perms.push(row);
+    }
+    let mut roles = Vec::new();
+    for r in list("roles") {
+        let row: UserRole = serde_json::from_value(r).map_err(|e| AdminError::BadRequest(format!("roles: {e}")))?;
+        ops.push(Op::Put {
+            kind: "role",
+            key: key2(&row.username, &row.role),
+            value: serde_json::to_value(&row).unwrap_or(Value::Null),
+        });
+        roles.push(row);
+    }
     let counts = json!({"releases": releases.len(), "rules": rules.len(), "required_signoffs": rs.len(),
-        "emergency_shutoffs": shutoffs.len(), "pins": pins.len()});
+        "emergency_shutoffs": shutoffs.len(), "pins": pins.len(), "permissions": perms.len(), "roles": roles.len()});
     st.db.persist(ops).await?;
     for r in releases {
         s.releases.insert(r.name.clone(), r);
@@ -263,6 +292,12 @@ pub async fn import(State(st): State<AdminState>, Writer(_): Writer, body: Bytes
     for p in pins {
         s.pins
             .insert((p.product.clone(), p.channel.clone(), p.version.clone()), p);
+    }
+    for p in perms {
+        s.permissions.insert((p.username.clone(), p.permission.clone()), p);
+    }
+    for r in roles {
+        s.roles.insert((r.username.clone(), r.role.clone()), r);
     }
     Ok(Json(json!({"imported": counts})).into_response())
 }
