@@ -215,3 +215,53 @@ fn the_cli_against_a_running_server() {
         std::panic::resume_unwind(p);
     }
 }
+
+/// Snapshots from the command line: reserve (seeded with `default`), take the
+/// stack, reserve a new stack from the taken snapshot, re-seed it (nothing
+/// changes), and the errors a user can make.
+#[test]
+fn snapshot_take_then_reserve_from_it() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let json = |o: &Output| -> serde_json::Value {
+        assert!(o.status.success(), "{}", stderr(o));
+        serde_json::from_slice(&o.stdout).expect("json")
+    };
+    let o = run(d, &["reserve", "--seed", "nope"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("seed") && stderr(&o).contains("nope"),
+        "{}",
+        stderr(&o)
+    );
+
+    let first = json(&run(d, &["--json", "reserve", "--wait"]));
+    assert_eq!(first["state"], "ready", "{first}");
+    assert_eq!(first["seed"], "default");
+    let id = first["id"].as_str().expect("id").to_string();
+
+    let taken = json(&run(d, &["--json", "snapshot", "take", &id, "--name", "mine"]));
+    assert_eq!(taken["balrog"]["releases"], 13, "{taken}");
+    assert_eq!(taken["s3"]["objects"], 20188, "{taken}");
+    let listed = json(&run(d, &["--json", "snapshot", "list"]));
+    assert!(
+        listed.as_array().expect("list").iter().any(|s| s["name"] == "mine"),
+        "{listed}"
+    );
+    let o = run(d, &["snapshot", "take", &id, "--name", "../evil"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+
+    let second = json(&run(d, &["--json", "reserve", "--wait", "--seed", "mine"]));
+    assert_eq!(second["state"], "ready", "{second}");
+    let id2 = second["id"].as_str().expect("id").to_string();
+    let again = json(&run(d, &["--json", "snapshot", "seed", &id2, "--name", "mine"]));
+    for s in again["services"].as_array().expect("services") {
+        let changed = s["result"]["changed"]
+            .as_i64()
+            .or_else(|| s["result"]["imported"]["releases"].as_i64());
+        assert_eq!(changed, Some(0), "re-seeding changed {s}");
+    }
+    for id in [&id, &id2] {
+        assert!(run(d, &["release", id]).status.success());
+    }
+}

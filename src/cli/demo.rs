@@ -2,8 +2,10 @@
 //! staging release through every service with the clients release automation
 //! uses (beetmover's upload to S3, bouncer submission, Balrog submission and
 //! test-channel rule, Ship-it), then acts as the Firefox updater (Balrog → Bouncer
-//! → S3, size and SHA-512 checked), prints a report and releases the lease.
-//! The full promotion engine (promote/push/ship graphs) is not part of it yet.
+//! → S3, size and SHA-512 checked) from the newest beta of the seeded snapshot,
+//! prints a report and releases the lease. Every name it writes goes through the
+//! lease's namespace. The full promotion engine (promote/push/ship graphs) is not
+//! part of it yet.
 use std::time::Instant;
 
 use anyhow::Context as _;
@@ -15,10 +17,12 @@ use crate::clients::balrog::BalrogClient;
 use crate::clients::bouncer::BouncerClient;
 use crate::lease::LeaseState;
 use crate::manager::ReserveRequest;
+use crate::seed::namespace::{NameKind, Namespacer};
 use crate::stack::{ServiceKind, RELEASES_BUCKET};
 
-const VERSION: &str = "140.0b3";
-const FROM: &str = "139.0b9";
+/// The next beta after the default snapshot's newest (158.0b4).
+const VERSION: &str = "158.0b5";
+const FROM: &str = "158.0b4";
 const LOCALES: [&str; 3] = ["en-US", "de", "ja"];
 
 struct Step {
@@ -68,6 +72,7 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             ReserveRequest {
                 template: Some("full".into()),
                 ttl: Some("1h".into()),
+                seed: Some("default".into()),
                 labels: [("purpose".to_string(), "demo".to_string())].into(),
                 ..Default::default()
             },
@@ -79,8 +84,14 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
             lease.failure_reason.unwrap_or_default()
         );
     }
+    let ns = Namespacer::new(lease.namespace.clone());
     report.push(Step {
-        name: format!("reserve lease {} ({} backend)", lease.id, lease.backend),
+        name: format!(
+            "reserve lease {} ({} backend), seeded with snapshot `default` for namespace `{}`",
+            lease.id,
+            lease.backend,
+            lease.namespace.as_str()
+        ),
         ok: true,
         secs: started.elapsed().as_secs_f64(),
         detail: String::new(),
@@ -102,7 +113,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         .map(|l| {
             (
                 l.to_string(),
-                format!("pub/firefox/releases/{VERSION}/update/linux-x86_64/{l}/firefox-{VERSION}.complete.mar"),
+                ns.apply(
+                    NameKind::S3Key,
+                    &format!("pub/firefox/releases/{VERSION}/update/linux-x86_64/{l}/firefox-{VERSION}.complete.mar"),
+                ),
             )
         })
         .collect();
@@ -134,39 +148,45 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
     )
     .await;
 
-    let product = format!("Firefox-{VERSION}-Complete");
+    let product = ns.apply(NameKind::BouncerProduct, &format!("Firefox-{VERSION}-Complete"));
+    let location = format!(
+        "/{}",
+        ns.apply(
+            NameKind::S3Key,
+            &format!("firefox/releases/{VERSION}/update/linux-x86_64/:lang/firefox-{VERSION}.complete.mar")
+        )
+    );
     step(&mut report, "bouncer: submit product and location", async {
         let b = BouncerClient::new(&bouncer.url, &bouncer.credentials.username, &bouncer.credentials.secret);
         if !b.product_exists(&product).await? {
             b.product_add(&product, &[], false).await?;
         }
-        b.location_add(
-            &product,
-            "linux64",
-            &format!("/firefox/releases/{VERSION}/update/linux-x86_64/:lang/firefox-{VERSION}.complete.mar"),
-        )
-        .await?;
+        b.location_add(&product, "linux64", &location).await?;
         Ok(())
     })
     .await;
 
-    let release = format!("Firefox-{VERSION}-build1");
-    step(&mut report, "balrog: toplevel + per-locale submission, beta-localtest rule", async {
+    let shipit_release = format!("Firefox-{VERSION}-build1");
+    let release = ns.apply(NameKind::Release, &shipit_release);
+    let channel = ns.apply(NameKind::Channel, "beta-localtest");
+    let rule_alias = ns.apply(NameKind::RuleAlias, "firefox-beta-localtest");
+    let bouncer_product = ns.apply(NameKind::BouncerProduct, &format!("firefox-{VERSION}-complete"));
+    let build_id = crate::seed::mar::build_id("firefox", VERSION);
+    step(&mut report, &format!("balrog: toplevel + per-locale submission, point rule {rule_alias} at it"), async {
         let b = BalrogClient::new(&balrog.url, &balrog.credentials.secret);
-        let top = json!({"appVersion": "140.0", "displayVersion": "140.0 Beta 3", "schema_version": 9, "hashFunction": "sha512",
-            "updateLine": [{"for": {}, "fields": {"detailsURL": "https://www.mozilla.org/%LOCALE%/firefox/140.0beta/releasenotes/", "type": "minor"}}],
-            "fileUrls": {"*": {"completes": {"*": format!("{}/?product=firefox-{VERSION}-complete&os=%OS_BOUNCER%&lang=%LOCALE%", bouncer.url)}}},
+        let top = json!({"appVersion": "158.0", "displayVersion": "158.0 Beta 5", "schema_version": 9, "hashFunction": "sha512",
+            "updateLine": [{"for": {}, "fields": {"detailsURL": "https://www.mozilla.org/%LOCALE%/firefox/158.0beta/releasenotes/", "type": "minor"}}],
+            "fileUrls": {"*": {"completes": {"*": format!("{}/?product={bouncer_product}&os=%OS_BOUNCER%&lang=%LOCALE%", bouncer.url)}}},
             "platforms": {"Linux_x86_64-gcc3": {"OS_BOUNCER": "linux64", "OS_FTP": "linux-x86_64"}}});
         b.submit_release(&release, "Firefox", &top).await?;
         for (locale, _) in &keys {
             let bytes = mar_bytes(locale);
-            let data = json!({"buildID": "20250601000000", "appVersion": "140.0", "displayVersion": "140.0 Beta 3",
+            let data = json!({"buildID": build_id, "appVersion": "158.0", "displayVersion": "158.0 Beta 5",
                 "completes": [{"from": "*", "filesize": bytes.len(), "hashValue": hex::encode(Sha512::digest(&bytes))}]});
             b.put_build(&release, "Firefox", "Linux_x86_64-gcc3", locale, &data, 9).await?;
         }
-        b.create_rule(&json!({"product": "Firefox", "channel": "beta-localtest", "mapping": release, "backgroundRate": 100,
-            "priority": 100, "update_type": "minor", "alias": "firefox-beta-localtest"}))
-            .await?;
+        // The seeded rule for the namespace's beta-localtest channel now maps the new release.
+        b.update_rule(&rule_alias, &json!({"mapping": release})).await?;
         Ok(())
     })
     .await;
@@ -186,10 +206,10 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
         let r = post(reqwest::Method::POST, "/releases".into(), body).send().await?;
         anyhow::ensure!(r.status().as_u16() == 201, "create: {} {}", r.status(), r.text().await.unwrap_or_default());
         for phase in ["promote_firefox", "push_firefox", "ship_firefox"] {
-            let r = post(reqwest::Method::PUT, format!("/releases/{release}/{phase}"), String::new()).send().await?;
+            let r = post(reqwest::Method::PUT, format!("/releases/{shipit_release}/{phase}"), String::new()).send().await?;
             anyhow::ensure!(r.status().is_success(), "{phase}: {}", r.status());
         }
-        let r = post(reqwest::Method::PATCH, format!("/releases/{release}"), json!({"status": "shipped"}).to_string()).send().await?;
+        let r = post(reqwest::Method::PATCH, format!("/releases/{shipit_release}"), json!({"status": "shipped"}).to_string()).send().await?;
         anyhow::ensure!(r.status().is_success(), "mark shipped: {}", r.status());
         Ok(())
     })
@@ -197,7 +217,8 @@ pub async fn run(ctx: &Context) -> anyhow::Result<()> {
 
     for (locale, _) in &keys {
         step(&mut report, &format!("update verify {FROM} → {VERSION} ({locale}): balrog → bouncer → s3"), async {
-            let q = format!("{}/update/6/Firefox/139.0/20250501000000/Linux_x86_64-gcc3/{locale}/beta-localtest/Linux%206.1/ISET:SSE3,MEM:8192,JAWS:0/default/default/update.xml", balrog.url);
+            let from_build = crate::seed::mar::build_id("firefox", FROM);
+            let q = format!("{}/update/6/Firefox/158.0/{from_build}/Linux_x86_64-gcc3/{locale}/{channel}/Linux%206.1/ISET:SSE3,MEM:8192,JAWS:0/default/default/update.xml", balrog.url);
             let xml = http.get(&q).send().await?.text().await?;
             let attr = |tag: &str, a: &str| -> Option<String> {
                 let line = xml.lines().find(|l| l.contains(tag))?;

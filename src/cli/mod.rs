@@ -90,7 +90,19 @@ pub enum Command {
     /// Check the Docker engine, the image, the database and the state directory.
     Doctor,
     /// Production data for stacks: generate, pull, take, seed, list, show.
-    #[command(subcommand)]
+    ///
+    /// Stacks are seeded from the `default` snapshot unless `reserve --seed NAME`
+    /// or `--no-seed`; every name is namespaced for the lease (docs/seed-data.md).
+    ///
+    /// Examples:
+    ///   stagelib snapshot list
+    ///   stagelib snapshot pull --balrog https://aus-api.mozilla.org --product Firefox \
+    ///       --channel beta --channel release --last 4 --name prod-beta
+    ///   stagelib snapshot take $LEASE --name before-rc     (then: reserve --seed before-rc)
+    ///   stagelib snapshot seed $LEASE --name before-rc     (reset a kept stack)
+    ///   stagelib snapshot generate                        (re-create seed-data/default)
+    #[command(subcommand, verbatim_doc_comment)]
+    #[allow(rustdoc::bare_urls)]
     Snapshot(snapshot::SnapshotCommand),
     /// Run one stand-in service (used inside stack containers and child processes).
     #[command(subcommand)]

@@ -10,16 +10,9 @@ use crate::seed::snapshot::WriteOptions;
 use crate::seed::{Snapshot, SnapshotLibrary};
 use crate::stack::Credentials;
 
-/// Snapshots of production data that stacks are seeded from.
-///
-/// Examples:
-///   stagelib snapshot generate                        (re-create seed-data/default)
-///   stagelib snapshot pull --balrog https://aus-api.mozilla.org --product Firefox \
-///       --channel beta --channel release --last 4 --name prod-beta
-///   stagelib snapshot take $LEASE --name before-rc     (then: reserve --seed before-rc)
-///   stagelib snapshot seed $LEASE --name before-rc     (reset a kept stack)
+/// Snapshots of production data that stacks are seeded from (examples in
+/// `stagelib snapshot --help`).
 #[derive(clap::Subcommand, Debug)]
-#[command(verbatim_doc_comment)]
 pub enum SnapshotCommand {
     /// Write the default snapshot (a generated, realistic Firefox history).
     Generate(GenerateArgs),

@@ -260,6 +260,16 @@ pub fn release_name(f: &Family, version: &str) -> String {
     format!("{}-{version}-build1", f.name)
 }
 
+/// The version Firefox reports (and Balrog's `appVersion`): betas report the
+/// release they lead to (`158.0b4` → `158.0`), ESRs drop the suffix.
+pub fn app_version(v: &str) -> String {
+    let v = v.trim_end_matches("esr");
+    match v.split_once('b') {
+        Some((head, _)) => head.to_string(),
+        None => v.to_string(),
+    }
+}
+
 fn display_version(v: &str) -> String {
     match v.split_once('b') {
         Some((head, n)) if !v.ends_with("esr") => format!("{head} Beta {n}"),
@@ -415,8 +425,8 @@ fn release_blob(f: &Family, v: &str, partials: &[&str]) -> (ReleaseRow, Vec<S3Ob
             let partials: Vec<Value> = partials.iter().map(|pv| entry(Some(pv))).collect();
             locales.insert(
                 l.into(),
-                json!({"appVersion": v.trim_end_matches("esr"), "buildID": build_id, "completes": completes,
-                    "displayVersion": display_version(v), "partials": partials, "platformVersion": v.trim_end_matches("esr")}),
+                json!({"appVersion": app_version(v), "buildID": build_id, "completes": completes,
+                    "displayVersion": display_version(v), "partials": partials, "platformVersion": app_version(v)}),
             );
         }
         platforms.insert(
@@ -427,7 +437,7 @@ fn release_blob(f: &Family, v: &str, partials: &[&str]) -> (ReleaseRow, Vec<S3Ob
             platforms.insert(a.to_string(), json!({"alias": p.target}));
         }
     }
-    let app_version = v.trim_end_matches("esr");
+    let app_version = app_version(v);
     let blob = json!({
         "appVersion": app_version,
         "detailsUrl": format!("https://www.mozilla.org/%LOCALE%/firefox/{v}/releasenotes/"),
@@ -442,7 +452,7 @@ fn release_blob(f: &Family, v: &str, partials: &[&str]) -> (ReleaseRow, Vec<S3Ob
     let row = ReleaseRow {
         name,
         product: f.name.into(),
-        blob,
+        blob: blob.into(),
         // Each platform's submission bumps the version twice (complete, then partials).
         data_version: 1 + 2 * PLATFORMS.len() as i64,
         read_only: true,
@@ -475,7 +485,7 @@ fn rules(f: &Family, latest: &str) -> Vec<Rule> {
                 background_rate: Some(100),
                 update_type: Some("minor".into()),
                 product: Some("Firefox".into()),
-                version: (f.channel == "esr").then(|| format!("<{}", latest.trim_end_matches("esr"))),
+                version: (f.channel == "esr").then(|| format!("<{}", app_version(latest))),
                 channel: Some(channel.clone()),
                 comment: Some(format!("{} {} updates", f.name, channel)),
                 data_version: 7,

@@ -159,13 +159,15 @@ async fn pull_balrog(client: &reqwest::Client, opts: &PullOptions, snap: &mut Sn
                 .map(|(b, dv)| (name, b, dv))
         }
     };
+    let mut taken: BTreeSet<String> = BTreeSet::new();
     match opts.last {
         None => {
             let names: Vec<String> = listed.keys().cloned().collect();
             for chunk in names.chunks(8) {
                 for r in futures::future::join_all(chunk.iter().cloned().map(fetch)).await {
                     let (name, blob, dv) = r?;
-                    blobs.insert(name, (blob, dv.unwrap_or(1)));
+                    blobs.insert(name.clone(), (blob, dv.unwrap_or(1)));
+                    taken.insert(name);
                 }
             }
         }
@@ -177,33 +179,40 @@ async fn pull_balrog(client: &reqwest::Client, opts: &PullOptions, snap: &mut Sn
                     .chain(rule.fallback_mapping.iter())
                     .cloned()
                     .collect();
-                let mut taken = 0;
+                let mut count = 0;
+                let mut seen = BTreeSet::new();
                 while let Some(name) = queue.pop_front() {
-                    if taken >= n.max(1) {
+                    if count >= n.max(1) {
                         break;
                     }
-                    if !listed.contains_key(&name) {
+                    if !listed.contains_key(&name) || !seen.insert(name.clone()) {
                         continue;
                     }
-                    taken += 1;
-                    if !blobs.contains_key(&name) {
-                        let (_, blob, dv) = fetch(name.clone()).await?;
-                        blobs.insert(name.clone(), (blob, dv.unwrap_or(1)));
+                    count += 1;
+                    taken.insert(name.clone());
+                    // Partials' sources, newest build first.
+                    let sources: Vec<String> = partial_sources(&blob_of(&mut blobs, &name, &fetch).await?)
+                        .into_iter()
+                        .filter(|s| listed.contains_key(s))
+                        .collect();
+                    let mut keyed = Vec::new();
+                    for s in sources {
+                        let blob = blob_of(&mut blobs, &s, &fetch).await?;
+                        keyed.push((build_id(&blob), s));
                     }
-                    // Partials' sources, newest (latest-built) first.
-                    let mut sources: Vec<String> = partial_sources(&blobs[&name].0).into_iter().collect();
-                    sources.sort_by_key(|s| std::cmp::Reverse(build_id_of(&blobs, s, &listed)));
-                    queue.extend(sources);
+                    keyed.sort_by(|a, b| b.cmp(a));
+                    queue.extend(keyed.into_iter().map(|(_, s)| s));
                 }
             }
         }
     }
+    blobs.retain(|name, _| taken.contains(name));
     for (name, (blob, dv)) in blobs {
         let (product, data_version, read_only) = listed.get(&name).cloned().unwrap_or_default();
         snap.balrog.releases.push(ReleaseRow {
             name,
             product,
-            blob,
+            blob: blob.into(),
             data_version: if data_version > 0 { data_version } else { dv },
             read_only,
         });
@@ -302,22 +311,33 @@ fn partial_sources(blob: &Value) -> BTreeSet<String> {
     out
 }
 
-/// A sort key for "newest": the build ID any locale of a release reports in
-/// blobs already fetched, else the name.
-fn build_id_of(
-    blobs: &BTreeMap<String, (Value, i64)>,
-    name: &str,
-    _listed: &BTreeMap<String, (String, i64, bool)>,
-) -> String {
-    let from_blob = blobs.get(name).and_then(|(b, _)| {
-        b.get("platforms")?.as_object()?.values().find_map(|p| {
+/// Any build ID a release's blob reports (its builds share one per platform).
+fn build_id(blob: &Value) -> String {
+    let platforms = blob.get("platforms").and_then(Value::as_object);
+    platforms
+        .into_iter()
+        .flat_map(|m| m.values())
+        .find_map(|p| {
             p.get("locales")?
                 .as_object()?
                 .values()
                 .find_map(|l| l.get("buildID")?.as_str().map(str::to_string))
         })
-    });
-    from_blob.unwrap_or_else(|| name.to_string())
+        .unwrap_or_default()
+}
+
+/// The blob of `name`, fetched once.
+async fn blob_of<F, Fut>(blobs: &mut BTreeMap<String, (Value, i64)>, name: &str, fetch: &F) -> Result<Value, SeedError>
+where
+    F: Fn(String) -> Fut,
+    Fut: std::future::Future<Output = Result<(String, Value, Option<i64>), SeedError>>,
+{
+    if let Some((b, _)) = blobs.get(name) {
+        return Ok(b.clone());
+    }
+    let (_, blob, dv) = fetch(name.to_string()).await?;
+    blobs.insert(name.to_string(), (blob.clone(), dv.unwrap_or(1)));
+    Ok(blob)
 }
 
 async fn pull_bouncer(client: &reqwest::Client, src: &Source, snap: &mut Snapshot) -> Result<(), SeedError> {

@@ -182,7 +182,7 @@ fn map_all(m: &Mapper, s: &mut Snapshot, id_delta: i64) {
     let b = &mut s.balrog;
     for r in &mut b.releases {
         r.name = m.name_or_keep(NameKind::Release, &r.name);
-        m.blob(&mut r.blob, None);
+        m.blob(std::sync::Arc::make_mut(&mut r.blob), None);
     }
     for r in &mut b.rules {
         r.rule_id += id_delta;

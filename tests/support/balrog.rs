@@ -22,8 +22,8 @@ impl UpdateSource for MemorySource {
     async fn rules(&self) -> Result<Vec<Rule>, SourceError> {
         Ok(self.rules.lock().expect("lock").clone())
     }
-    async fn release(&self, name: &str) -> Result<Option<Value>, SourceError> {
-        Ok(self.releases.lock().expect("lock").get(name).cloned())
+    async fn release(&self, name: &str) -> Result<Option<std::sync::Arc<Value>>, SourceError> {
+        Ok(self.releases.lock().expect("lock").get(name).cloned().map(Into::into))
     }
     async fn release_product(&self, name: &str) -> Result<Option<String>, SourceError> {
         Ok(self.products.lock().expect("lock").get(name).cloned())

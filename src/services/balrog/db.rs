@@ -30,7 +30,8 @@ impl From<sqlx::Error> for DbError {
 pub struct ReleaseRow {
     pub name: String,
     pub product: String,
-    pub blob: Value,
+    /// Shared: the update path reads blobs without copying them.
+    pub blob: std::sync::Arc<Value>,
     pub data_version: i64,
     #[serde(default)]
     pub read_only: bool,
@@ -311,7 +312,7 @@ pub fn put_release(r: &ReleaseRow) -> Vec<Op> {
         Op::History {
             name: r.name.clone(),
             data_version: r.data_version,
-            blob: r.blob.clone(),
+            blob: (*r.blob).clone(),
         },
     ]
 }
@@ -338,7 +339,7 @@ impl UpdateSource for BalrogDb {
         Ok(self.read().await.rules.values().cloned().collect())
     }
 
-    async fn release(&self, name: &str) -> Result<Option<Value>, SourceError> {
+    async fn release(&self, name: &str) -> Result<Option<std::sync::Arc<Value>>, SourceError> {
         Ok(self.read().await.releases.get(name).map(|r| r.blob.clone()))
     }
 

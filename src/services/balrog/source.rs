@@ -14,7 +14,7 @@ pub trait UpdateSource: Send + Sync + 'static {
     /// Every rule (the engine filters them).
     async fn rules(&self) -> Result<Vec<Rule>, SourceError>;
     /// A release blob by name: split tables first, then legacy (reference §1).
-    async fn release(&self, name: &str) -> Result<Option<serde_json::Value>, SourceError>;
+    async fn release(&self, name: &str) -> Result<Option<std::sync::Arc<serde_json::Value>>, SourceError>;
     /// The product a release is stored under (its host allowlist applies), if known.
     async fn release_product(&self, name: &str) -> Result<Option<String>, SourceError> {
         let _ = name;

@@ -187,7 +187,11 @@ pub fn routes() -> Router<AdminState> {
         .route("/users", get(users::list))
         .route("/users/{user}/permissions", get(users::permissions))
         .route("/users/{user}/roles", get(users::roles))
-        .route("/__stagelib__/import", post(public::import))
+        .route(
+            "/__stagelib__/import",
+            // A whole snapshot in one request (the default one is ~25 MB of JSON).
+            post(public::import).layer(axum::extract::DefaultBodyLimit::max(512 << 20)),
+        )
         .route("/__stagelib__/namespaces", get(users::namespaces))
         .route("/__stagelib__/namespaces/{ns}", post(users::claim_namespace))
 }

@@ -186,7 +186,7 @@ pub async fn import(State(st): State<AdminState>, Writer(_): Writer, body: Bytes
         let row = ReleaseRow {
             name,
             product: str_field(&o, "product")?,
-            blob,
+            blob: blob.into(),
             data_version: int_field(&o, "data_version")?.unwrap_or(1),
             read_only: o.get("read_only").and_then(Value::as_bool).unwrap_or(false),
         };

@@ -66,7 +66,7 @@ fn not_found(name: &str) -> AdminError {
 pub async fn get_one(State(st): State<AdminState>, Path(name): Path<String>) -> Result<Response, AdminError> {
     let s = st.db.read().await;
     let r = s.releases.get(&name).ok_or_else(|| not_found(&name))?;
-    Ok(versioned(r.blob.clone(), r.data_version))
+    Ok(versioned((*r.blob).clone(), r.data_version))
 }
 
 /// `POST /releases`: create only.
@@ -84,7 +84,7 @@ pub async fn create(State(st): State<AdminState>, Writer(_): Writer, body: Bytes
     let row = ReleaseRow {
         name: name.clone(),
         product,
-        blob,
+        blob: blob.into(),
         data_version: 1,
         read_only: false,
     };
@@ -117,7 +117,7 @@ pub async fn replace(
         let row = ReleaseRow {
             name: name.clone(),
             product,
-            blob,
+            blob: blob.into(),
             data_version: 1,
             read_only: false,
         };
@@ -139,7 +139,7 @@ pub async fn replace(
         merge::merge3(&base, &current.blob, &blob).map_err(|_| AdminError::MergeConflict)?
     };
     let row = ReleaseRow {
-        blob: new_blob,
+        blob: new_blob.into(),
         data_version: current.data_version + 1,
         product,
         ..current
@@ -265,7 +265,7 @@ async fn change_release(
             let row = ReleaseRow {
                 name: name.to_string(),
                 product: product.clone(),
-                blob,
+                blob: blob.into(),
                 data_version: 1,
                 read_only: false,
             };
@@ -294,7 +294,7 @@ async fn change_release(
     };
     schema::validate(&new_blob, Some(name)).map_err(|e| AdminError::InvalidBlob(e.to_string()))?;
     let row = ReleaseRow {
-        blob: new_blob,
+        blob: new_blob.into(),
         data_version: base_row.data_version + 1,
         ..base_row
     };
@@ -502,7 +502,7 @@ async fn v2_write(st: &AdminState, name: &str, m: &Map<String, Value>, replace: 
             ReleaseRow {
                 name: name.to_string(),
                 product,
-                blob,
+                blob: blob.into(),
                 data_version: 1,
                 read_only: false,
             }
@@ -519,12 +519,12 @@ async fn v2_write(st: &AdminState, name: &str, m: &Map<String, Value>, replace: 
             let new_blob = if replace {
                 blob
             } else {
-                let mut b = r.blob.clone();
+                let mut b = (*r.blob).clone();
                 deep_merge(&mut b, &blob);
                 b
             };
             ReleaseRow {
-                blob: new_blob,
+                blob: new_blob.into(),
                 data_version: r.data_version + 1,
                 ..r
             }

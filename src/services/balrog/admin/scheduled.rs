@@ -348,7 +348,7 @@ fn apply(s: &mut DbState, sc: &ScheduledChange) -> Result<Vec<Op>, AdminError> {
             let row = ReleaseRow {
                 name: name.clone(),
                 product,
-                blob: data,
+                blob: data.into(),
                 data_version: dv,
                 read_only: f.get("read_only").and_then(Value::as_bool).unwrap_or(false),
             };

@@ -196,7 +196,7 @@ impl Engine {
         &self,
         rule: &crate::services::balrog::rule::Rule,
         q: &UpdateQuery,
-    ) -> Result<Option<(String, Value)>, EvalError> {
+    ) -> Result<Option<(String, std::sync::Arc<Value>)>, EvalError> {
         let Some(mut mapping) = rule.mapping.clone() else {
             return Ok(None);
         };
