@@ -377,3 +377,68 @@ async fn the_image_runs_under_testcontainers() {
     // testcontainers has no reaper: ours removes what it might leak (labelled above).
     d.destroy("testcontainers").await.expect("sweep");
 }
+
+/// A stack in containers seeded with the default snapshot: ready only once
+/// seeded, and the updater walk Balrog → Bouncer → S3 works from the host for a
+/// seeded previous version (so the URLs written into the data are reachable).
+#[tokio::test]
+async fn seeded_stack_in_containers_serves_previous_releases() {
+    let Some(d) = engine("test-seeded").await else {
+        return;
+    };
+    let db = support::sqlite_db().await;
+    let (m, _) = manager(Arc::new(d), db.store.clone());
+    let lib = stagelib::seed::SnapshotLibrary::new(vec![]);
+    m.seed_with(Arc::new(stagelib::seed::LibrarySeeder::new(lib)));
+    let started = std::time::Instant::now();
+    let lease = m
+        .reserve(
+            &Actor::user("alice"),
+            ReserveRequest {
+                seed: Some("default".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("reserve");
+    assert_eq!(lease.state, LeaseState::Ready, "{:?}", lease.failure_reason);
+    eprintln!("seeded container stack ready in {:?}", started.elapsed());
+    let eps = lease.endpoints.clone().expect("endpoints");
+    let balrog = &eps.services[&ServiceKind::Balrog];
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let from = stagelib::seed::mar::build_id("firefox", "158.0b3");
+    let q = format!(
+        "{}/update/6/Firefox/158.0/{from}/WINNT_x86_64-msvc-x64/de/alice-beta/Windows_NT%2010.0.0.0/ISET:SSE4_2/default/default/update.xml",
+        balrog.url
+    );
+    let xml = http.get(&q).send().await.expect("q").text().await.expect("t");
+    let partial = xml
+        .lines()
+        .find(|l| l.contains("type=\"partial\""))
+        .unwrap_or_else(|| panic!("no partial offered: {xml}"));
+    let field = |a: &str| {
+        let start = partial.find(&format!("{a}=\"")).expect("attr") + a.len() + 2;
+        partial[start..start + partial[start..].find('"').expect("quote")].replace("&amp;", "&")
+    };
+    let r = http.get(field("URL")).send().await.expect("bouncer");
+    assert_eq!(r.status().as_u16(), 302);
+    let target = r.headers()["location"].to_str().expect("loc").to_string();
+    assert!(
+        target.contains("/alice-releases/158.0b4/update/win64/de/firefox-158.0b3-158.0b4.partial.mar"),
+        "{target}"
+    );
+    let bytes = http
+        .get(&target)
+        .send()
+        .await
+        .expect("s3")
+        .bytes()
+        .await
+        .expect("bytes");
+    assert_eq!(bytes.len().to_string(), field("size"));
+    assert_eq!(stagelib::seed::snapshot::sha512_hex(&bytes), field("hashValue"));
+    m.release(&Actor::admin("t"), lease.id).await.expect("release");
+}
