@@ -217,6 +217,27 @@ impl BalrogClient {
             .await
             .map(|_| ())
     }
+
+    /// Sign off as `user` (a staging stand-in names the signer with
+    /// `X-Stagelib-User`; production Balrog takes the user from the token).
+    pub async fn signoff_rule_change_as(&self, sc_id: i64, user: &str, role: &str) -> Result<(), ClientError> {
+        let path = format!("/scheduled_changes/rules/{sc_id}/signoffs");
+        let req = self
+            .req(Method::POST, &path)
+            .header("X-Stagelib-User", user)
+            .json(&json!({"role": role}));
+        http::send(SERVICE, req).await.map(|_| ())
+    }
+
+    /// One scheduled rule change.
+    pub async fn scheduled_rule_change(&self, sc_id: i64) -> Result<Value, ClientError> {
+        let resp = http::send(
+            SERVICE,
+            self.req(Method::GET, &format!("/scheduled_changes/rules/{sc_id}")),
+        )
+        .await?;
+        http::json(SERVICE, resp).await
+    }
 }
 
 /// Percent-encode one path segment.

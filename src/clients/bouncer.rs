@@ -36,6 +36,11 @@ impl BouncerClient {
         }
     }
 
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
     async fn call(&self, method: Method, route: &str, form: &[(&str, &str)]) -> Result<String, ClientError> {
         self.retry
             .run(|| async {

@@ -3,7 +3,7 @@
 //! ones only for `release-rc`); `push_desktop` adds the push phase; `ship_desktop`
 //! adds the primary ship kinds, or — for `release-rc` — only the secondary ones on
 //! top of promote.
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How a flavor is configured.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -174,7 +174,7 @@ pub const KINDS: &[Kind] = &[
 ];
 
 /// What a flavor means for a given decision task's release type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolved {
     pub release_type: String,
     pub release_product: String,

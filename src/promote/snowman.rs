@@ -51,7 +51,7 @@ pub struct TargetTask {
 }
 
 /// The fate of a target task.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Fate {
     Replaced(String),
     Run,

@@ -205,6 +205,17 @@ pub async fn seed_stack_with_urls(
 
 /// A Hawk-signed JSON POST to Ship-it.
 pub fn shipit_request(client: &reqwest::Client, shipit: &Endpoint, path: &str, body: &str) -> reqwest::RequestBuilder {
+    shipit_signed(client, shipit, reqwest::Method::POST, path, body)
+}
+
+/// A Hawk-signed JSON request to Ship-it.
+pub fn shipit_signed(
+    client: &reqwest::Client,
+    shipit: &Endpoint,
+    method: reqwest::Method,
+    path: &str,
+    body: &str,
+) -> reqwest::RequestBuilder {
     let base = shipit.url.trim_end_matches('/');
     let u = url::Url::parse(base).ok();
     let host = u
@@ -213,7 +224,7 @@ pub fn shipit_request(client: &reqwest::Client, shipit: &Endpoint, path: &str, b
         .unwrap_or_default();
     let port = u.as_ref().and_then(|u| u.port_or_known_default()).unwrap_or(80);
     let r = crate::services::shipit::hawk::Request {
-        method: "POST",
+        method: method.as_str(),
         resource: path,
         host: &host,
         port,
@@ -227,7 +238,7 @@ pub fn shipit_request(client: &reqwest::Client, shipit: &Endpoint, path: &str, b
         chrono::Utc::now().timestamp(),
     );
     client
-        .post(format!("{base}{path}"))
+        .request(method, format!("{base}{path}"))
         .header("Authorization", auth)
         .header("Content-Type", "application/json")
         .body(body.to_string())

@@ -90,6 +90,29 @@ pub struct TokenRecord {
     pub created_at: DateTime<Utc>,
 }
 
+/// A promotion graph as stored: what it is (`record`, JSON) and whose lease.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphRow {
+    pub graph_id: String,
+    pub lease_id: String,
+    pub flavor: String,
+    pub created_at: DateTime<Utc>,
+    pub record: serde_json::Value,
+}
+
+/// The state of one task of a promotion graph.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRow {
+    pub label: String,
+    pub task_id: String,
+    /// `pending`, `running`, `completed`, `failed`, `replaced`, `blocked`, `cancelled`.
+    pub state: String,
+    pub attempts: i64,
+    pub detail: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Which database this is (`sqlite` or `postgres`), for logs and `doctor`.
@@ -137,6 +160,18 @@ pub trait Store: Send + Sync + 'static {
     async fn create_token(&self, token: &TokenRecord) -> Result<(), StoreError>;
 
     async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
+
+    /// Store a new promotion graph with its tasks, in one transaction.
+    async fn create_graph(&self, graph: &GraphRow, tasks: &[TaskRow]) -> Result<(), StoreError>;
+
+    /// Record a task's new state.
+    async fn update_task(&self, graph_id: &str, task: &TaskRow) -> Result<(), StoreError>;
+
+    /// A graph and its tasks (sorted by label).
+    async fn get_graph(&self, graph_id: &str) -> Result<Option<(GraphRow, Vec<TaskRow>)>, StoreError>;
+
+    /// The graphs run against a lease, oldest first.
+    async fn list_graphs(&self, lease_id: &str) -> Result<Vec<GraphRow>, StoreError>;
 }
 
 /// Open the store named by `url` and apply its migrations.

@@ -155,3 +155,54 @@ pub(super) const EXPIRED_REASON: &str = "expired: past its expiry time";
 pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
+
+#[derive(sqlx::FromRow)]
+pub(super) struct GraphDbRow {
+    pub graph_id: String,
+    pub lease_id: String,
+    pub flavor: String,
+    pub created_at: i64,
+    pub record: String,
+}
+
+impl TryFrom<GraphDbRow> for super::GraphRow {
+    type Error = StoreError;
+    fn try_from(r: GraphDbRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            graph_id: r.graph_id,
+            lease_id: r.lease_id,
+            flavor: r.flavor,
+            created_at: time(r.created_at)?,
+            record: serde_json::from_str(&r.record).map_err(|e| corrupt("graph record", e))?,
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub(super) struct TaskDbRow {
+    pub label: String,
+    pub task_id: String,
+    pub state: String,
+    pub attempts: i64,
+    pub detail: Option<String>,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+}
+
+impl TryFrom<TaskDbRow> for super::TaskRow {
+    type Error = StoreError;
+    fn try_from(r: TaskDbRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            label: r.label,
+            task_id: r.task_id,
+            state: r.state,
+            attempts: r.attempts,
+            detail: r.detail,
+            started_at: r.started_at.map(time).transpose()?,
+            finished_at: r.finished_at.map(time).transpose()?,
+        })
+    }
+}
+
+pub(super) const GRAPH_COLUMNS: &str = "graph_id, lease_id, flavor, created_at, record";
+pub(super) const TASK_COLUMNS: &str = "label, task_id, state, attempts, detail, started_at, finished_at";

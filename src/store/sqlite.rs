@@ -337,4 +337,87 @@ impl Store for SqliteStore {
                 .await?;
         r.map(TokenRecord::try_from).transpose()
     }
+    async fn create_graph(&self, graph: &super::GraphRow, tasks: &[super::TaskRow]) -> Result<(), StoreError> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO promotion_graphs (graph_id, lease_id, flavor, created_at, record) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(&graph.graph_id)
+        .bind(&graph.lease_id)
+        .bind(&graph.flavor)
+        .bind(row::ms(graph.created_at))
+        .bind(row::json(&graph.record)?)
+        .execute(&mut *tx)
+        .await?;
+        for chunk in tasks.chunks(500) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO promotion_tasks (graph_id, label, task_id, state, attempts, detail, started_at, finished_at) ",
+            );
+            qb.push_values(chunk, |mut b, t| {
+                b.push_bind(&graph.graph_id)
+                    .push_bind(&t.label)
+                    .push_bind(&t.task_id)
+                    .push_bind(&t.state)
+                    .push_bind(t.attempts)
+                    .push_bind(&t.detail)
+                    .push_bind(t.started_at.map(row::ms))
+                    .push_bind(t.finished_at.map(row::ms));
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update_task(&self, graph_id: &str, t: &super::TaskRow) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE promotion_tasks SET task_id = ?, state = ?, attempts = ?, detail = ?, started_at = ?, finished_at = ? \
+             WHERE graph_id = ? AND label = ?",
+        )
+        .bind(&t.task_id)
+        .bind(&t.state)
+        .bind(t.attempts)
+        .bind(&t.detail)
+        .bind(t.started_at.map(row::ms))
+        .bind(t.finished_at.map(row::ms))
+        .bind(graph_id)
+        .bind(&t.label)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn get_graph(&self, graph_id: &str) -> Result<Option<(super::GraphRow, Vec<super::TaskRow>)>, StoreError> {
+        let g = sqlx::query_as::<_, row::GraphDbRow>(&format!(
+            "SELECT {} FROM promotion_graphs WHERE graph_id = ?",
+            row::GRAPH_COLUMNS
+        ))
+        .bind(graph_id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(g) = g else { return Ok(None) };
+        let tasks = sqlx::query_as::<_, row::TaskDbRow>(&format!(
+            "SELECT {} FROM promotion_tasks WHERE graph_id = ? ORDER BY label",
+            row::TASK_COLUMNS
+        ))
+        .bind(graph_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let tasks = tasks
+            .into_iter()
+            .map(super::TaskRow::try_from)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Some((g.try_into()?, tasks)))
+    }
+
+    async fn list_graphs(&self, lease_id: &str) -> Result<Vec<super::GraphRow>, StoreError> {
+        let rows = sqlx::query_as::<_, row::GraphDbRow>(&format!(
+            "SELECT {} FROM promotion_graphs WHERE lease_id = ? ORDER BY created_at, graph_id",
+            row::GRAPH_COLUMNS
+        ))
+        .bind(lease_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter().map(super::GraphRow::try_from).collect()
+    }
 }

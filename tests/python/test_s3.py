@@ -73,6 +73,18 @@ def test_objects_round_trip(s3):
     assert c.list_objects_v2(Bucket=BUCKET, Prefix="pub/firefox/releases/").get("KeyCount") == 0
 
 
+def test_keys_longer_than_a_file_name(s3):
+    # S3 keys may be 1024 bytes; a file name only 255.
+    _, c = s3
+    key = "pub/firefox/alice-candidates/158.0b5-candidates/build1/beetmover-checksums/" + "x" * 600 + "/firefox.checksums.beet"
+    c.put_object(Bucket=BUCKET, Key=key, Body=b"long")
+    assert c.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"long"
+    listed = c.list_objects_v2(Bucket=BUCKET, Prefix="pub/firefox/alice-candidates/")
+    assert [o["Key"] for o in listed["Contents"]] == [key]
+    c.delete_object(Bucket=BUCKET, Key=key)
+    assert c.list_objects_v2(Bucket=BUCKET, Prefix="pub/firefox/alice-candidates/").get("KeyCount") == 0
+
+
 def test_multipart_upload(s3):
     _, c = s3
     key = "pub/firefox/candidates/big.mar"

@@ -82,6 +82,19 @@ pub fn valid_bucket(name: &str) -> bool {
         && !name.starts_with(['.', '-'])
 }
 
+/// The file an object's bytes live in: the hex of its key, or for keys too long
+/// for a file name (S3 allows 1024 bytes, file systems 255) `k-` and the SHA-256
+/// of the key. The key itself is in the metadata beside it.
+fn file_name(key: &str) -> String {
+    let hex = hex::encode(key.as_bytes());
+    if hex.len() <= 200 {
+        hex
+    } else {
+        use sha2::Digest;
+        format!("k-{}", hex::encode(sha2::Sha256::digest(key.as_bytes())))
+    }
+}
+
 pub fn check_key(key: &str) -> Result<(), StoreError> {
     if key.is_empty() || key.len() > 1024 {
         return Err(StoreError::InvalidKey("keys are 1 to 1024 bytes long".into()));
@@ -204,7 +217,7 @@ impl Store {
 
     fn object_path(&self, bucket: &str, key: &str) -> Result<PathBuf, StoreError> {
         check_key(key)?;
-        Ok(self.existing_bucket(bucket)?.join(hex::encode(key.as_bytes())))
+        Ok(self.existing_bucket(bucket)?.join(file_name(key)))
     }
 
     pub fn create_bucket(&self, bucket: &str) -> Result<bool, StoreError> {
