@@ -14,6 +14,7 @@ pub mod heartbeat;
 pub mod images;
 pub mod list;
 pub mod output;
+pub mod promote;
 pub mod reap;
 pub mod release;
 pub mod reserve;
@@ -60,9 +61,9 @@ pub struct Global {
 
 #[derive(Subcommand, Debug)]
 pub enum Command {
-    /// Reserve a fresh stack, play a small staging release through every service,
-    /// act as the updater, print a report and release the stack.
-    Demo,
+    /// Reserve a fresh seeded stack, run promote → push → ship of a beta with three
+    /// partials (then a second one that updates from it), print a report, release.
+    Demo(demo::Args),
     /// Check out a staging stack; prints the lease ID.
     Reserve(reserve::Args),
     /// List your leases (--all: everyone's).
@@ -89,6 +90,8 @@ pub enum Command {
     Images(images::ImagesCommand),
     /// Check the Docker engine, the image, the database and the state directory.
     Doctor,
+    /// Run release promotion (promote / push / ship) against a lease's stack.
+    Promote(promote::Args),
     /// Production data for stacks: generate, pull, take, seed, list, show.
     ///
     /// Stacks are seeded from the `default` snapshot unless `reserve --seed NAME`
@@ -167,7 +170,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cmd => {
             let ctx = context::Context::build(settings()?, json).await?;
             match cmd {
-                Command::Demo => demo::run(&ctx).await,
+                Command::Demo(a) => demo::run(&ctx, a).await,
                 Command::Reserve(a) => reserve::run(&ctx, a).await.map(|_| ()),
                 Command::List(a) => list::run(&ctx, a).await,
                 Command::Show(a) => show::run(&ctx, a).await,
@@ -177,6 +180,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Env(a) => env::run(&ctx, a).await,
                 Command::Reap(a) => reap::run(&ctx, a).await,
                 Command::Token(c) => token::run(&ctx, c).await,
+                Command::Promote(a) => promote::run(&ctx, a).await,
                 Command::Service(_)
                 | Command::Serve(_)
                 | Command::Images(_)

@@ -229,14 +229,29 @@ impl BalrogClient {
         http::send(SERVICE, req).await.map(|_| ())
     }
 
-    /// One scheduled rule change.
+    /// One scheduled rule change (the object inside `scheduled_change`).
     pub async fn scheduled_rule_change(&self, sc_id: i64) -> Result<Value, ClientError> {
-        let resp = http::send(
-            SERVICE,
-            self.req(Method::GET, &format!("/scheduled_changes/rules/{sc_id}")),
-        )
-        .await?;
-        http::json(SERVICE, resp).await
+        let path = format!("/scheduled_changes/rules/{sc_id}");
+        let resp = http::send(SERVICE, self.req(Method::GET, &path)).await?;
+        let v: Value = http::json(SERVICE, resp).await?;
+        Ok(v.get("scheduled_change").cloned().unwrap_or(v))
+    }
+
+    /// Change a pending scheduled rule change (its signoffs are dropped).
+    pub async fn update_scheduled_rule_change(
+        &self,
+        sc_id: i64,
+        sc_data_version: i64,
+        fields: &Value,
+        when_ms: i64,
+    ) -> Result<(), ClientError> {
+        let mut body = fields.clone();
+        body["sc_data_version"] = json!(sc_data_version);
+        body["when"] = json!(when_ms);
+        let path = format!("/scheduled_changes/rules/{sc_id}");
+        http::send(SERVICE, self.req(Method::POST, &path).json(&body))
+            .await
+            .map(|_| ())
     }
 }
 

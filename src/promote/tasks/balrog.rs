@@ -130,16 +130,31 @@ pub async fn schedule(r: &StackRunner, log: &TaskLog) -> Result<String, TaskErro
     }
     let soon = chrono::Utc::now() + chrono::Duration::minutes(5);
     let when = r.release().release_eta.map(|eta| eta.max(soon)).unwrap_or(soon);
-    // A re-run must not schedule the same change twice.
+    // A rule has at most one pending change: a re-run finds its own, and an
+    // earlier release's change that has not gone live yet is superseded.
     let existing = r.balrog.scheduled_rule_changes().await?;
-    let already = existing.iter().find(|sc| {
-        sc["rule_id"].as_i64() == Some(rule_id)
-            && sc["mapping"].as_str() == Some(blob.as_str())
-            && sc["complete"] != json!(true)
-    });
-    let sc_id = match already.and_then(|sc| sc["sc_id"].as_i64()) {
-        Some(id) => {
+    let pending = existing
+        .iter()
+        .find(|sc| sc["rule_id"].as_i64() == Some(rule_id) && sc["complete"] != json!(true));
+    let sc_id = match pending {
+        Some(sc) if sc["mapping"].as_str() == Some(blob.as_str()) => {
+            let id = sc["sc_id"].as_i64().unwrap_or_default();
             log.line(format!("scheduled change {id} already exists"));
+            id
+        }
+        Some(sc) => {
+            let id = sc["sc_id"]
+                .as_i64()
+                .ok_or_else(|| TaskError::Fatal("pending scheduled change without sc_id".into()))?;
+            let dv = sc["sc_data_version"].as_i64().unwrap_or(1);
+            // Keep the fallback the earlier change chose (what is live now).
+            if let Some(f) = sc["fallbackMapping"].as_str() {
+                fields["fallbackMapping"] = json!(f);
+            }
+            r.balrog
+                .update_scheduled_rule_change(id, dv, &fields, when.timestamp_millis())
+                .await?;
+            log.line(format!("superseded scheduled change {id} (was {})", sc["mapping"]));
             id
         }
         None => {
