@@ -243,7 +243,7 @@ fn progress(json: bool) -> crate::promote::exec::Progress {
         if json {
             return;
         }
-        let show = t.state != "completed" || !tty || n == total || n % 25 == 0;
+        let show = t.state != "completed" || !tty || n == total || n.is_multiple_of(25);
         if show {
             let status = if t.state == "completed" { "ok" } else { t.state.as_str() };
             eprintln!("  [{n}/{total}] {status:<9} {} ({:.2}s)", t.label, t.seconds);
