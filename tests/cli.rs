@@ -124,17 +124,37 @@ fn reserve_env_release_on_real_processes() {
 }
 
 #[test]
-fn demo_runs_a_small_release_end_to_end() {
+fn demo_runs_promote_push_ship_twice_end_to_end() {
     let dir = tempfile::tempdir().expect("tmp");
-    let o = run(dir.path(), &["--json", "demo"]);
+    let o = run(dir.path(), &["--json", "demo", "--locales", "de,en-US"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json report");
     assert_eq!(report["failed"], 0, "{report}");
-    let steps = report["steps"].as_array().expect("steps");
-    assert!(steps.len() >= 8, "{report}");
-    assert!(steps
+    let phases = report["phases"].as_array().expect("phases");
+    let names: Vec<&str> = phases.iter().map(|p| p["phase"].as_str().unwrap_or("")).collect();
+    assert_eq!(
+        names,
+        [
+            "promote_firefox 158.0b5",
+            "push_firefox 158.0b5",
+            "ship_firefox 158.0b5",
+            "promote_firefox 158.0b6",
+            "push_firefox 158.0b6",
+            "ship_firefox 158.0b6"
+        ]
+    );
+    for p in phases {
+        assert_eq!(p["report"]["ok"], true, "{}", p["phase"]);
+    }
+    // The second promote verified updates from the first release.
+    let uv: Vec<&serde_json::Value> = phases[3]["report"]["tasks"]
+        .as_array()
+        .expect("tasks")
         .iter()
-        .any(|s| s["step"].as_str().unwrap_or("").starts_with("update verify")));
+        .filter(|t| t["kind"] == "release-update-verify")
+        .collect();
+    assert_eq!(uv.len(), 7);
+    assert!(uv.iter().all(|t| t["state"] == "completed"));
     let left = std::fs::read_dir(dir.path().join("process/stacks"))
         .map(|r| r.count())
         .unwrap_or(0);
@@ -264,4 +284,89 @@ fn snapshot_take_then_reserve_from_it() {
     for id in [&id, &id2] {
         assert!(run(d, &["release", id]).status.success());
     }
+}
+
+/// `stagelib promote` validates its whole input first (exit 2, every field
+/// named), prints the graph with --dry-run, and refuses unknown earlier graphs.
+#[test]
+fn promote_validates_and_dry_runs() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    let o = run(d, &["--json", "reserve", "--wait", "--no-seed"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let lease: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let id = lease["id"].as_str().expect("id").to_string();
+
+    let o = run(
+        d,
+        &[
+            "promote",
+            "--lease",
+            &id,
+            "--flavor",
+            "ship_firefox",
+            "--version",
+            "158.0.0",
+            "--partial",
+            "15x",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    for field in ["version", "next_version", "partial_updates.15x"] {
+        assert!(stderr(&o).contains(field), "{field} not named: {}", stderr(&o));
+    }
+    let o = run(
+        d,
+        &[
+            "promote",
+            "--lease",
+            &id,
+            "--flavor",
+            "push_firefox",
+            "--version",
+            "158.0b5",
+            "--previous-graph-id",
+            "AAAAAAAAAAAAAAAAAAAAAA",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("previous_graph_ids[0]"), "{}", stderr(&o));
+
+    let o = run(
+        d,
+        &[
+            "--json",
+            "promote",
+            "--lease",
+            &id,
+            "--flavor",
+            "promote_firefox",
+            "--version",
+            "158.0b5",
+            "--partial",
+            "158.0b4",
+            "--locales",
+            "de,fr",
+            "--platform",
+            "win64",
+            "--dry-run",
+        ],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let g: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    let tasks = g["tasks"].as_array().expect("tasks");
+    assert!(tasks
+        .iter()
+        .any(|t| t["label"] == "balrog-win64-fr" && t["fate"] == "run"));
+    assert!(
+        tasks.iter().all(|t| t["phase"] == "promote"),
+        "promote runs only promote tasks"
+    );
+    let o = run(d, &["--json", "promote", "--lease", &id, "--list"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).expect("json"),
+        serde_json::json!([]),
+        "a dry run stores nothing"
+    );
+    assert!(run(d, &["release", &id]).status.success());
 }

@@ -301,3 +301,50 @@ async fn sqlite_file_persists_and_migrations_are_idempotent() {
         Err(StoreError::UnsupportedUrl(_))
     ));
 }
+
+/// Promotion graphs and their task states, on both databases.
+#[tokio::test]
+async fn promotion_graphs_and_task_states() {
+    use stagelib::store::{GraphRow, TaskRow};
+    for db in support::all_dbs().await {
+        let s = &db.store;
+        let graph = GraphRow {
+            graph_id: "AAAAAAAAAAAAAAAAAAAAAA".into(),
+            lease_id: "lease-1".into(),
+            flavor: "promote_firefox".into(),
+            created_at: support::t0(),
+            record: serde_json::json!({"release": {"version": "158.0b5"}}),
+        };
+        let tasks: Vec<TaskRow> = (0..1200)
+            .map(|i| TaskRow {
+                label: format!("balrog-linux64-l{i:04}"),
+                task_id: format!("task{i}"),
+                state: "pending".into(),
+                attempts: 0,
+                detail: None,
+                started_at: None,
+                finished_at: None,
+            })
+            .collect();
+        s.create_graph(&graph, &tasks).await.expect("create");
+        assert!(
+            s.create_graph(&graph, &tasks).await.is_err(),
+            "{}: a graph ID is unique",
+            s.kind()
+        );
+        let mut done = tasks[7].clone();
+        done.state = "completed".into();
+        done.attempts = 2;
+        done.detail = Some("ok".into());
+        done.finished_at = Some(support::t0());
+        s.update_task(&graph.graph_id, &done).await.expect("update");
+        let (g, got) = s.get_graph(&graph.graph_id).await.expect("get").expect("present");
+        assert_eq!(g, graph, "{}", s.kind());
+        assert_eq!(got.len(), 1200);
+        assert_eq!(got[7], done, "{}", s.kind());
+        assert_eq!(got.iter().filter(|t| t.state == "pending").count(), 1199);
+        assert_eq!(s.list_graphs("lease-1").await.expect("list").len(), 1);
+        assert!(s.list_graphs("lease-2").await.expect("list").is_empty());
+        assert!(s.get_graph("nope").await.expect("get").is_none());
+    }
+}

@@ -1,8 +1,8 @@
-//! The embedded release promotion engine (reference promotion.md). So far: the
-//! flavors and the kinds each one targets ([`flavor`]), and the snowman model —
-//! `existing_tasks` from previous graphs, the replace pass of the optimizer and
-//! `previous_graph_ids` from Ship-it phases ([`snowman`]). Graph generation, the
-//! executor and the tasks against a lease's endpoints come next.
+//! The embedded release promotion engine (reference promotion.md): the action
+//! input ([`input`]), flavors and target kinds ([`flavor`]), graph generation
+//! ([`graph`]), the snowman model ([`snowman`]), the executor ([`exec`]), the
+//! tasks against a lease's endpoints ([`tasks`], S3 through [`s3`]) and one
+//! promotion end to end ([`run`]).
 pub mod exec;
 pub mod flavor;
 pub mod graph;
