@@ -23,9 +23,9 @@ use crate::promote::snowman::Fate;
 ///   stagelib promote --lease $LEASE --flavor promote_firefox --version 158.0b5 \
 ///       --partial 158.0b4 --partial 158.0b3 --partial 158.0b2
 ///   stagelib promote --lease $LEASE --flavor push_firefox --version 158.0b5 \
-///       --partial 158.0b4 … --previous-graph-id <promote graph>
+///       --partial 158.0b4 … --previous-graph-id $PROMOTE_GRAPH
 ///   stagelib promote --lease $LEASE --flavor promote_firefox … --dry-run
-///   stagelib promote --lease $LEASE --resume <graph id>      (after a crash or Ctrl-C)
+///   stagelib promote --lease $LEASE --resume $GRAPH          (after a crash or Ctrl-C)
 ///   stagelib promote --lease $LEASE --list
 #[derive(clap::Args, Debug)]
 #[command(verbatim_doc_comment)]
