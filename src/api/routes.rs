@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::{ApiError, AppState, Authenticated, MAX_BODY_BYTES};
 use crate::lease::{LeaseId, LeaseState, Scope};
-use crate::manager::{LeasePatch, LeaseService, ListQuery, ReserveRequest};
+use crate::manager::{LeasePatch, LeaseService, ListQuery, Reservation, ReserveRequest};
 
 /// Every route the API serves, as (method, path); `docs/openapi.json` must list
 /// exactly these (a test checks it).
@@ -26,6 +26,10 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/leases/{id}/endpoints"),
     ("POST", "/v1/reap"),
     ("POST", "/v1/tokens"),
+    ("GET", "/v1/queue"),
+    ("GET", "/v1/queue/{id}"),
+    ("DELETE", "/v1/queue/{id}"),
+    ("GET", "/v1/pool"),
 ];
 
 pub fn build(state: AppState) -> Router {
@@ -38,6 +42,9 @@ pub fn build(state: AppState) -> Router {
         .route("/v1/leases/{id}/endpoints", get(endpoints))
         .route("/v1/reap", post(reap))
         .route("/v1/tokens", post(create_token))
+        .route("/v1/queue", get(queue_list))
+        .route("/v1/queue/{id}", get(queue_ticket).delete(queue_cancel))
+        .route("/v1/pool", get(pool_status))
         .fallback(no_route)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
@@ -110,8 +117,44 @@ async fn reserve(
     Authenticated(actor): Authenticated,
     Body(req): Body<ReserveRequest>,
 ) -> Result<Response, ApiError> {
-    let lease = s.manager.reserve(&actor, req).await?;
-    Ok((StatusCode::CREATED, Json(lease)).into_response())
+    match s.manager.reserve_or_wait(&actor, req).await? {
+        Reservation::Leased(lease) => Ok((StatusCode::CREATED, Json(lease)).into_response()),
+        Reservation::Queued(ticket) => Ok((StatusCode::ACCEPTED, Json(ticket)).into_response()),
+    }
+}
+
+fn queue_id(raw: &str) -> Result<&str, ApiError> {
+    if raw.len() == 36 && raw.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        Ok(raw)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "invalid queue id `{raw}` in the path: expected the UUID `reserve --wait` printed"
+        )))
+    }
+}
+
+async fn queue_list(State(s): State<AppState>, Authenticated(actor): Authenticated) -> Result<Response, ApiError> {
+    Ok(Json(s.manager.queue_list(&actor).await?).into_response())
+}
+
+async fn queue_ticket(
+    State(s): State<AppState>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.manager.queue_ticket(&actor, queue_id(&id)?).await?).into_response())
+}
+
+async fn queue_cancel(
+    State(s): State<AppState>,
+    Authenticated(actor): Authenticated,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    Ok(Json(s.manager.queue_cancel(&actor, queue_id(&id)?).await?).into_response())
+}
+
+async fn pool_status(State(s): State<AppState>, Authenticated(actor): Authenticated) -> Result<Response, ApiError> {
+    Ok(Json(s.manager.pool_status(&actor).await?).into_response())
 }
 
 #[derive(Debug, Deserialize)]

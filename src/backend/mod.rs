@@ -18,6 +18,7 @@ use crate::lease::{LeaseId, Namespace};
 use crate::stack::{Credentials, ServiceKind, StackEndpoints, Template};
 
 pub mod docker;
+pub mod hosts;
 pub mod memory;
 pub mod process;
 
@@ -31,6 +32,8 @@ pub struct StackSpec {
     pub template: Template,
     /// One identity + secret per service of the template.
     pub credentials: BTreeMap<ServiceKind, Credentials>,
+    /// Which configured host runs it (`None`: the backend's only host).
+    pub host: Option<String>,
 }
 
 /// Health of one service of a stack, as the backend sees it.

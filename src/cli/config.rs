@@ -62,6 +62,47 @@ pub struct FileConfig {
     pub listen: Option<String>,
     #[serde(default)]
     pub policy: FilePolicy,
+    /// Stacks this machine may run at once (the local host's capacity).
+    pub capacity: Option<u32>,
+    /// Pre-warmed stacks to keep ready (`[[pool]]` tables).
+    #[serde(default)]
+    pub pool: Vec<FilePool>,
+    /// Docker engines to place stacks on (`[[docker_hosts]]` tables); empty:
+    /// the local engine only.
+    #[serde(default)]
+    pub docker_hosts: Vec<DockerHost>,
+}
+
+/// One `[[pool]]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePool {
+    /// `default` or `full`.
+    pub template: String,
+    /// Snapshot the pool's stacks are for; `none` for unseeded stacks.
+    #[serde(default = "default_seed")]
+    pub seed: String,
+    pub min_ready: u32,
+    /// Retire pool stacks older than this (default 12h).
+    pub max_age: Option<String>,
+}
+
+fn default_seed() -> String {
+    "default".into()
+}
+
+/// One `[[docker_hosts]]` table.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DockerHost {
+    /// A short name, recorded with each lease placed there.
+    pub name: String,
+    /// `unix:///var/run/docker.sock` or `tcp://HOST:2375`.
+    pub url: String,
+    /// Stacks this host may run at once.
+    pub capacity: u32,
+    /// Address clients reach the host's published ports on (default 127.0.0.1).
+    pub advertise: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -71,6 +112,7 @@ pub struct FilePolicy {
     pub default_ttl: Option<String>,
     pub max_ttl: Option<String>,
     pub heartbeat_extension: Option<String>,
+    pub max_holds: Option<u32>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -109,6 +151,10 @@ pub struct Settings {
     pub listen: String,
     pub policy: Policy,
     pub now: Option<chrono::DateTime<chrono::Utc>>,
+    /// Capacity of the local host (`None`: unlimited).
+    pub capacity: Option<u32>,
+    pub pools: Vec<crate::manager::PoolConfig>,
+    pub docker_hosts: Vec<DockerHost>,
 }
 
 impl std::fmt::Debug for Settings {
@@ -283,6 +329,45 @@ impl Settings {
         {
             policy.max_ttl = duration("max_ttl", &t)?;
         }
+        if let Some(n) = file.policy.max_holds {
+            policy.max_holds = n;
+        }
+        let capacity = match env_s("STAGELIB_CAPACITY") {
+            Some(c) => Some(c.parse().map_err(|_| ConfigError::Invalid {
+                field: "capacity",
+                message: format!("`{c}` is not a whole number"),
+            })?),
+            None => file.capacity,
+        };
+        let mut pools = Vec::new();
+        for p in &file.pool {
+            let template = crate::stack::Template::by_name(&p.template).map_err(|e| ConfigError::Invalid {
+                field: "pool.template",
+                message: e.to_string(),
+            })?;
+            let max_age = duration("pool.max_age", p.max_age.as_deref().unwrap_or("12h"))?;
+            pools.push(crate::manager::PoolConfig {
+                template,
+                seed: (p.seed != "none").then(|| p.seed.clone()),
+                min_ready: p.min_ready,
+                max_age,
+            });
+        }
+        let mut names = std::collections::BTreeSet::new();
+        for h in &file.docker_hosts {
+            if h.name.is_empty() || !names.insert(h.name.clone()) {
+                return Err(ConfigError::Invalid {
+                    field: "docker_hosts.name",
+                    message: format!("`{}` is empty or listed twice", h.name),
+                });
+            }
+            if !(h.url.starts_with("unix://") || h.url.starts_with("tcp://") || h.url.starts_with("http://")) {
+                return Err(ConfigError::Invalid {
+                    field: "docker_hosts.url",
+                    message: format!("`{}`: expected unix://PATH or tcp://HOST:PORT", h.url),
+                });
+            }
+        }
         if let Some(t) = file.policy.heartbeat_extension {
             policy.heartbeat_extension = duration("heartbeat_extension", &t)?;
         }
@@ -313,6 +398,9 @@ impl Settings {
             listen,
             policy,
             now,
+            capacity,
+            pools,
+            docker_hosts: file.docker_hosts,
         })
     }
 }

@@ -11,6 +11,7 @@ use crate::backend::Backend;
 use crate::clients::manager::RemoteManager;
 use crate::lease::Actor;
 use crate::manager::{Clock, LeaseService, Manager, ManagerKey, ManagerParts, ManualClock, SystemClock};
+use crate::store::HostCapacity;
 
 pub struct Context {
     pub settings: Settings,
@@ -24,6 +25,18 @@ pub struct Context {
 /// Pick the backend: `docker` when asked or (for `auto`) when the engine
 /// answers, else `process`.
 pub async fn backend_for(settings: &Settings) -> anyhow::Result<Arc<dyn Backend>> {
+    if !settings.docker_hosts.is_empty() {
+        let exe = std::env::current_exe().context("cannot find the stagelib binary")?;
+        let me = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+        let mut hosts: Vec<(String, Arc<dyn Backend>)> = Vec::new();
+        for h in &settings.docker_hosts {
+            let b = DockerBackend::connect_url(exe.clone(), me.trim(), &h.url, h.advertise.as_deref())
+                .await
+                .with_context(|| format!("docker host `{}` ({})", h.name, h.url))?;
+            hosts.push((h.name.clone(), Arc::new(b)));
+        }
+        return Ok(Arc::new(crate::backend::hosts::MultiHost::new(hosts)?));
+    }
     let process = || -> anyhow::Result<Arc<dyn Backend>> {
         let dir = settings.state_dir.join("process");
         Ok(Arc::new(
@@ -72,6 +85,30 @@ pub async fn local_manager(settings: &Settings, background: bool) -> anyhow::Res
         background,
     });
     manager.remember_orphans_in(settings.state_dir.join("reap-orphans.json"));
+    let hosts: Vec<HostCapacity> = if settings.docker_hosts.is_empty() {
+        settings
+            .capacity
+            .map(|capacity| HostCapacity {
+                name: "local".into(),
+                capacity,
+            })
+            .into_iter()
+            .collect()
+    } else {
+        settings
+            .docker_hosts
+            .iter()
+            .map(|h| HostCapacity {
+                name: h.name.clone(),
+                capacity: h.capacity,
+            })
+            .collect()
+    };
+    manager.set_hosts(hosts);
+    manager.set_pools(settings.pools.clone());
+    // Announce this instance, so others sharing the database leave its work alone.
+    manager.beat().await.context("registering this manager instance")?;
+    manager.beat_in_background();
     manager.seed_with(Arc::new(crate::seed::LibrarySeeder::new(
         crate::seed::SnapshotLibrary::for_state_dir(&settings.state_dir),
     )));

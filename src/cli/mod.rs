@@ -14,6 +14,7 @@ pub mod heartbeat;
 pub mod images;
 pub mod list;
 pub mod output;
+pub mod pool;
 pub mod promote;
 pub mod reap;
 pub mod release;
@@ -82,6 +83,9 @@ pub enum Command {
     Reap(reap::Args),
     /// Run the HTTP API and the background reaper.
     Serve(serve::Args),
+    /// The pool of pre-warmed stacks, hosts' capacity and the wait queue.
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
     /// Manage API tokens.
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -179,6 +183,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Release(a) => release::run(&ctx, a).await,
                 Command::Env(a) => env::run(&ctx, a).await,
                 Command::Reap(a) => reap::run(&ctx, a).await,
+                Command::Pool(c) => pool::run(&ctx, c).await,
                 Command::Token(c) => token::run(&ctx, c).await,
                 Command::Promote(a) => promote::run(&ctx, a).await,
                 Command::Service(_)

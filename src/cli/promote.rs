@@ -86,6 +86,10 @@ pub struct Args {
     /// List the graphs run against the lease.
     #[arg(long)]
     pub list: bool,
+    /// If the release fails, hold the lease (keep its stack up for debugging,
+    /// up to the maximum lifetime) — at most `max_holds` per user.
+    #[arg(long)]
+    pub hold_on_failure: bool,
 }
 
 fn input_from(args: &Args) -> anyhow::Result<PromotionInput> {
@@ -345,6 +349,20 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<()> {
     )
     .await?;
     print_report(&report, ctx.json)?;
+    if !report.ok && args.hold_on_failure {
+        let patch = crate::manager::LeasePatch {
+            hold: Some(true),
+            ..Default::default()
+        };
+        match ctx.service.patch(&ctx.actor, lease.id, patch).await {
+            Ok(l) => eprintln!(
+                "holding lease {} for debugging: its stack stays up until you release it (at most until {})",
+                l.id,
+                (l.created_at + ctx.settings.policy.max_ttl).to_rfc3339()
+            ),
+            Err(e) => eprintln!("cannot hold lease {} for debugging: {e}", lease.id),
+        }
+    }
     if !report.ok {
         anyhow::bail!(
             "graph {} did not finish: {} failed, {} blocked, {} cancelled (resume with --resume {})",

@@ -5,7 +5,8 @@ use std::time::Duration;
 use super::context::Context;
 use super::output;
 use crate::lease::{Lease, LeaseState};
-use crate::manager::ReserveRequest;
+use crate::manager::{QueueTicket, Reservation, ReserveRequest};
+use crate::store::WaiterState;
 
 /// Check out a staging stack. Prints the lease ID (use it in your Try push).
 ///
@@ -43,10 +44,12 @@ pub struct Args {
     /// Reserve for another user (admin only).
     #[arg(long)]
     pub owner: Option<String>,
-    /// Wait until the stack is ready (or failed) before returning.
+    /// Wait until the stack is ready (or failed) before returning. When every
+    /// host is full, queue for capacity (first come, first served) and report
+    /// the queue position; Ctrl-C leaves the queue.
     #[arg(long)]
     pub wait: bool,
-    /// Give up waiting after this long.
+    /// Give up waiting (in the queue and for the stack) after this long.
     #[arg(long, default_value = "10m")]
     pub wait_timeout: String,
 }
@@ -70,8 +73,12 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<Lease> {
         labels: args.labels.into_iter().collect::<BTreeMap<_, _>>(),
         seed: (!args.no_seed).then_some(args.seed),
         stack_id: args.stack,
+        wait: args.wait.then(|| args.wait_timeout.clone()),
     };
-    let mut lease = ctx.service.reserve(&ctx.actor, req).await?;
+    let mut lease = match ctx.service.reserve_or_wait(&ctx.actor, req).await? {
+        Reservation::Leased(lease) => lease,
+        Reservation::Queued(ticket) => wait_in_queue(ctx, ticket).await?,
+    };
     if args.wait && !matches!(lease.state, LeaseState::Ready | LeaseState::Failed) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(timeout.num_seconds().max(1) as u64);
         let mut last = lease.state;
@@ -117,4 +124,51 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<Lease> {
         );
     }
     Ok(lease)
+}
+
+/// Poll a queued reservation until it is granted (then return its lease) or
+/// ends otherwise (then fail with the reason); Ctrl-C leaves the queue.
+async fn wait_in_queue(ctx: &Context, mut ticket: QueueTicket) -> anyhow::Result<Lease> {
+    let mut last_position = 0;
+    loop {
+        match ticket.state {
+            WaiterState::Granted => {
+                let id = ticket
+                    .lease_id
+                    .ok_or_else(|| anyhow::anyhow!("queue entry {} was granted without a lease", ticket.id))?;
+                if !ctx.json {
+                    eprintln!("queue {}: granted, lease {id}", ticket.id);
+                }
+                return Ok(ctx.service.show(&ctx.actor, id).await?.lease);
+            }
+            WaiterState::Waiting => {
+                if ticket.position != last_position && !ctx.json {
+                    eprintln!(
+                        "queue {}: no free capacity; position {} (waiting until {})",
+                        ticket.id,
+                        ticket.position,
+                        ticket.deadline.to_rfc3339()
+                    );
+                }
+                last_position = ticket.position;
+            }
+            other => {
+                return Err(crate::manager::ManagerError::Unavailable(format!(
+                    "queued reservation {} ended `{}`: {}",
+                    ticket.id,
+                    other.as_str(),
+                    ticket.reason.as_deref().unwrap_or("no reason recorded")
+                ))
+                .into())
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::signal::ctrl_c() => {
+                let t = ctx.service.queue_cancel(&ctx.actor, &ticket.id).await?;
+                anyhow::bail!("interrupted: left the queue ({})", t.reason.as_deref().unwrap_or("cancelled"));
+            }
+        }
+        ticket = ctx.service.queue_ticket(&ctx.actor, &ticket.id).await?;
+    }
 }

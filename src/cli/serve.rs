@@ -11,6 +11,10 @@ use crate::manager::{LeaseService, Manager};
 
 /// Run the manager: the HTTP API under /v1 and a reaper every --reap-interval.
 /// On start it resumes what a previous crash interrupted (provisioning, releases).
+/// Several `serve` processes may share one PostgreSQL database (scale-out):
+/// each heartbeats, any of them grants the wait queue, refills the pools
+/// (`[[pool]]` in the config) and reaps, and the work of one that dies is
+/// taken over by the others within 10 s.
 ///
 /// Create the first admin token against the same database:
 ///   stagelib token create --user admin --scope admin
@@ -48,14 +52,13 @@ pub async fn run(settings: Settings, args: Args) -> anyhow::Result<()> {
         manager.backend().name()
     );
 
-    let recovering = Arc::clone(&manager);
-    tokio::spawn(async move {
-        match recovering.recover().await {
-            Ok(0) => {}
-            Ok(n) => tracing::info!(leases = n, "resumed interrupted work"),
-            Err(e) => tracing::error!(error = %e, "recovery failed"),
-        }
-    });
+    match manager.recover().await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(leases = n, "resuming interrupted work"),
+        Err(e) => tracing::error!(error = %e, "recovery failed"),
+    }
+    // Heartbeats, taking over dead instances' work, the queue, the pools.
+    manager.run_background();
     if let Some(every) = reap_every {
         tokio::spawn(reaper(
             Arc::clone(&manager),

@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use crate::lease::{Actor, Lease, LeaseId, Scope};
 use crate::manager::{
-    ErrorKind, LeaseDetail, LeaseEndpoints, LeasePatch, LeaseService, ListQuery, ManagerError, NewToken, ReapReport,
-    ReserveRequest,
+    ErrorKind, LeaseDetail, LeaseEndpoints, LeasePatch, LeaseService, ListQuery, ManagerError, NewToken, PoolStatus,
+    QueueTicket, ReapReport, Reservation, ReserveRequest,
 };
 
 pub struct RemoteManager {
@@ -36,6 +36,17 @@ impl RemoteManager {
         path: &str,
         body: Option<&B>,
     ) -> Result<T, ManagerError> {
+        let (_, v) = self.call_status(method, path, body).await?;
+        Ok(v)
+    }
+
+    /// Like `call`, with the success status (201 and 202 mean different things).
+    async fn call_status<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<(StatusCode, T), ManagerError> {
         let url = format!("{}{}", self.base, path);
         let mut req = self.http.request(method, &url);
         if let Some(t) = &self.token {
@@ -55,6 +66,7 @@ impl RemoteManager {
             return resp
                 .json::<T>()
                 .await
+                .map(|v| (status, v))
                 .map_err(|e| ManagerError::Internal(format!("unexpected answer from {url}: {e}")));
         }
         let text = resp.text().await.unwrap_or_default();
@@ -77,8 +89,33 @@ impl RemoteManager {
 
 #[async_trait]
 impl LeaseService for RemoteManager {
-    async fn reserve(&self, _actor: &Actor, req: ReserveRequest) -> Result<Lease, ManagerError> {
-        self.call(Method::POST, "/v1/leases", Some(&req)).await
+    async fn reserve_or_wait(&self, _actor: &Actor, req: ReserveRequest) -> Result<Reservation, ManagerError> {
+        let (status, v) = self
+            .call_status::<_, serde_json::Value>(Method::POST, "/v1/leases", Some(&req))
+            .await?;
+        let bad = |e: serde_json::Error| ManagerError::Internal(format!("unexpected answer to a reservation: {e}"));
+        if status == StatusCode::ACCEPTED {
+            Ok(Reservation::Queued(serde_json::from_value(v).map_err(bad)?))
+        } else {
+            Ok(Reservation::Leased(serde_json::from_value(v).map_err(bad)?))
+        }
+    }
+
+    async fn queue_ticket(&self, _actor: &Actor, id: &str) -> Result<QueueTicket, ManagerError> {
+        self.call::<(), _>(Method::GET, &format!("/v1/queue/{id}"), None).await
+    }
+
+    async fn queue_cancel(&self, _actor: &Actor, id: &str) -> Result<QueueTicket, ManagerError> {
+        self.call::<(), _>(Method::DELETE, &format!("/v1/queue/{id}"), None)
+            .await
+    }
+
+    async fn queue_list(&self, _actor: &Actor) -> Result<Vec<QueueTicket>, ManagerError> {
+        self.call::<(), _>(Method::GET, "/v1/queue", None).await
+    }
+
+    async fn pool_status(&self, _actor: &Actor) -> Result<PoolStatus, ManagerError> {
+        self.call::<(), _>(Method::GET, "/v1/pool", None).await
     }
 
     async fn list(&self, _actor: &Actor, query: ListQuery) -> Result<Vec<Lease>, ManagerError> {

@@ -64,6 +64,13 @@ pub struct Lease {
     pub endpoints: Option<StackEndpoints>,
     /// Which backend runs the stack (`process`, `docker`).
     pub backend: String,
+    /// Which host of the backend runs it (`local` unless several are configured).
+    #[serde(default = "local_host")]
+    pub host: String,
+}
+
+fn local_host() -> String {
+    "local".into()
 }
 
 /// What the store needs to create a lease in state `requested`.

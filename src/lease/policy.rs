@@ -17,6 +17,13 @@ pub struct Policy {
     /// A heartbeat pushes the expiry to at least `now + heartbeat_extension`.
     #[serde(with = "secs")]
     pub heartbeat_extension: Duration,
+    /// Leases one user may hold (`hold`, e.g. a failed release kept for debugging).
+    #[serde(default = "default_max_holds")]
+    pub max_holds: u32,
+}
+
+fn default_max_holds() -> u32 {
+    2
 }
 
 impl Default for Policy {
@@ -26,6 +33,7 @@ impl Default for Policy {
             max_ttl: Duration::days(7),
             quota: 3,
             heartbeat_extension: Duration::hours(1),
+            max_holds: default_max_holds(),
         }
     }
 }
@@ -141,6 +149,7 @@ mod tests {
             labels: Default::default(),
             endpoints: None,
             backend: "process".into(),
+            host: "local".into(),
         }
     }
 

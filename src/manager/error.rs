@@ -69,7 +69,10 @@ impl From<StoreError> for ManagerError {
             StoreError::QuotaExceeded { .. } | StoreError::NamespaceTaken { .. } | StoreError::StateConflict { .. } => {
                 Self::Conflict(e.to_string())
             }
-            StoreError::Connect { .. } => Self::Unavailable(e.to_string()),
+            StoreError::Connect { .. } | StoreError::CapacityExhausted { .. } | StoreError::QueueNotEmpty { .. } => {
+                Self::Unavailable(e.to_string())
+            }
+            StoreError::WaiterSettled(_) => Self::Conflict(e.to_string()),
             other => Self::Internal(other.to_string()),
         }
     }

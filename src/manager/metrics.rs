@@ -16,6 +16,9 @@ pub struct Metrics {
     pub expiries: AtomicU64,
     pub failures: AtomicU64,
     pub orphans_removed: AtomicU64,
+    pub pool_warmed: AtomicU64,
+    pub pool_claims: AtomicU64,
+    pub queued: AtomicU64,
     provision_buckets: [AtomicU64; PROVISION_BUCKETS.len()],
     provision_count: AtomicU64,
     /// Sum in milliseconds.
@@ -61,6 +64,17 @@ impl Metrics {
                 "stagelib_orphans_removed_total",
                 "Stacks or objects without a live lease removed by the reaper.",
                 &self.orphans_removed,
+            ),
+            ("stagelib_pool_warmed_total", "Pool stacks warmed.", &self.pool_warmed),
+            (
+                "stagelib_pool_claims_total",
+                "Reservations served from the pool.",
+                &self.pool_claims,
+            ),
+            (
+                "stagelib_queued_total",
+                "Reservations that joined the wait queue.",
+                &self.queued,
             ),
         ] {
             let _ = writeln!(out, "# HELP {name} {help}");

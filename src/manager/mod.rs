@@ -12,7 +12,9 @@ mod error;
 mod keys;
 mod metrics;
 mod ops;
+mod pool;
 mod provision;
+mod queue;
 mod reap;
 
 use std::collections::BTreeMap;
@@ -25,6 +27,8 @@ pub use error::{ErrorKind, ManagerError};
 pub use keys::ManagerKey;
 pub use metrics::Metrics;
 pub use ops::hash_token;
+pub use pool::{HostView, InstanceView, PoolConfig, PoolStatus, PoolView, INSTANCE_BEAT, INSTANCE_DEAD_AFTER};
+pub use queue::{QueueTicket, Reservation};
 pub use reap::{ReapAction, ReapReport};
 
 use crate::backend::Backend;
@@ -38,6 +42,10 @@ use crate::store::Store;
 pub trait Seeder: Send + Sync {
     /// Whether a snapshot of this name exists (checked when reserving).
     fn exists(&self, snapshot: &str) -> bool;
+    /// Load `snapshot` ahead of time (the pool does this while warming a stack).
+    async fn prepare(&self, _snapshot: &str) -> Result<(), String> {
+        Ok(())
+    }
     /// Seed `snapshot` into the stack at `endpoints` for `namespace`; returns a
     /// one-line summary, or why it failed.
     async fn seed(
@@ -74,6 +82,10 @@ pub struct ReserveRequest {
     /// Join an existing stack (shared by namespace) instead of creating one.
     #[serde(default)]
     pub stack_id: Option<String>,
+    /// When every host is full, wait in the queue up to this long (e.g. `10m`)
+    /// instead of failing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait: Option<String>,
 }
 
 /// What `PATCH /v1/leases/{id}` may change.
@@ -133,7 +145,23 @@ pub struct ListQuery {
 /// behaves the same either way.
 #[async_trait::async_trait]
 pub trait LeaseService: Send + Sync {
-    async fn reserve(&self, actor: &Actor, req: ReserveRequest) -> Result<Lease, ManagerError>;
+    /// Reserve now, or fail when there is no capacity (even with `req.wait`).
+    async fn reserve(&self, actor: &Actor, req: ReserveRequest) -> Result<Lease, ManagerError> {
+        match self.reserve_or_wait(actor, req).await? {
+            Reservation::Leased(lease) => Ok(lease),
+            Reservation::Queued(t) => Err(ManagerError::Unavailable(format!(
+                "no capacity: queued as {} at position {}",
+                t.id, t.position
+            ))),
+        }
+    }
+    /// Reserve; with `req.wait` set and no capacity, join the wait queue.
+    async fn reserve_or_wait(&self, actor: &Actor, req: ReserveRequest) -> Result<Reservation, ManagerError>;
+    /// A queued reservation (polling it keeps it in the queue).
+    async fn queue_ticket(&self, actor: &Actor, id: &str) -> Result<QueueTicket, ManagerError>;
+    async fn queue_cancel(&self, actor: &Actor, id: &str) -> Result<QueueTicket, ManagerError>;
+    async fn queue_list(&self, actor: &Actor) -> Result<Vec<QueueTicket>, ManagerError>;
+    async fn pool_status(&self, actor: &Actor) -> Result<PoolStatus, ManagerError>;
     async fn list(&self, actor: &Actor, query: ListQuery) -> Result<Vec<Lease>, ManagerError>;
     async fn show(&self, actor: &Actor, id: LeaseId) -> Result<LeaseDetail, ManagerError>;
     async fn patch(&self, actor: &Actor, id: LeaseId, patch: LeasePatch) -> Result<Lease, ManagerError>;
@@ -165,6 +193,11 @@ pub struct Manager {
     /// Where that memory is kept between one-shot `stagelib reap` runs.
     orphans_file: std::sync::Mutex<Option<std::path::PathBuf>>,
     seeder: std::sync::RwLock<Option<Arc<dyn Seeder>>>,
+    /// Who this manager is among those sharing the database.
+    instance: crate::store::Instance,
+    hosts: std::sync::RwLock<Vec<crate::store::HostCapacity>>,
+    pools: std::sync::RwLock<Vec<PoolConfig>>,
+    priority: pool::Priority,
 }
 
 /// How to build a [`Manager`].
@@ -179,6 +212,7 @@ pub struct ManagerParts {
 
 impl Manager {
     pub fn new(parts: ManagerParts) -> Arc<Self> {
+        let instance = pool::new_instance(parts.clock.now());
         Arc::new(Self {
             store: parts.store,
             backend: parts.backend,
@@ -191,6 +225,10 @@ impl Manager {
             orphans_seen: Default::default(),
             orphans_file: Default::default(),
             seeder: Default::default(),
+            instance,
+            hosts: Default::default(),
+            pools: Default::default(),
+            priority: Default::default(),
         })
     }
 

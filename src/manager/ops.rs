@@ -5,8 +5,8 @@ use async_trait::async_trait;
 use sha2::{Digest, Sha256};
 
 use super::{
-    LeaseDetail, LeaseEndpoints, LeasePatch, LeaseService, ListQuery, Manager, ManagerError, NewToken, ReapReport,
-    ReserveRequest,
+    LeaseDetail, LeaseEndpoints, LeasePatch, LeaseService, ListQuery, Manager, ManagerError, NewToken, PoolStatus,
+    QueueTicket, ReapReport, Reservation, ReserveRequest,
 };
 use crate::lease::{
     check_access, parse_duration, Action, Actor, Lease, LeaseId, LeaseState, Namespace, NewLease, Scope,
@@ -49,13 +49,34 @@ pub fn hash_token(secret: &str) -> String {
 }
 
 impl Manager {
+    /// Refuse a new hold beyond `policy.max_holds` per user.
+    pub(super) async fn check_hold_cap(&self, owner: &str) -> Result<(), ManagerError> {
+        let held = self
+            .store
+            .list_leases(&LeaseFilter {
+                owner: Some(owner.to_string()),
+                states: LeaseState::ACTIVE.to_vec(),
+                ..Default::default()
+            })
+            .await?
+            .iter()
+            .filter(|l| l.hold)
+            .count();
+        if held >= self.policy.max_holds as usize {
+            return Err(ManagerError::Conflict(format!(
+                "{owner} already holds {held} lease(s), the cap (max_holds); release one or unhold it (`stagelib extend ID --no-hold`) first"
+            )));
+        }
+        Ok(())
+    }
+
     async fn load_for(&self, actor: &Actor, id: LeaseId, action: Action) -> Result<Lease, ManagerError> {
         let lease = self.store.get_lease(id).await?;
         check_access(actor, action, Some(&lease))?;
         Ok(lease)
     }
 
-    fn build_new_lease(&self, actor: &Actor, req: &ReserveRequest) -> Result<NewLease, ManagerError> {
+    pub(super) fn build_new_lease(&self, actor: &Actor, req: &ReserveRequest) -> Result<NewLease, ManagerError> {
         let owner = match &req.owner {
             Some(o) if o != &actor.user => {
                 if actor.scope != Scope::Admin {
@@ -139,24 +160,26 @@ impl Manager {
 
 #[async_trait]
 impl LeaseService for Arc<Manager> {
-    async fn reserve(&self, actor: &Actor, req: ReserveRequest) -> Result<Lease, ManagerError> {
-        check_access(actor, Action::Reserve, None)?;
-        let new = self.build_new_lease(actor, &req)?;
-        let lease = self.store.create_lease(&new, self.policy.quota, &actor.user).await?;
-        super::Metrics::inc(&self.metrics.reservations, 1);
-        tracing::info!(lease = %lease.id, owner = %lease.owner, "reserved");
-        if self.background {
-            let this = Arc::clone(self);
-            let id = lease.id;
-            self.tasks.spawn(async move {
-                if let Err(e) = this.provision(id).await {
-                    tracing::error!(lease = %id, error = %e, "provisioning could not record its outcome");
-                }
-            });
-            Ok(lease)
-        } else {
-            self.provision(lease.id).await
-        }
+    async fn reserve_or_wait(&self, actor: &Actor, req: ReserveRequest) -> Result<Reservation, ManagerError> {
+        self.reserve_or_queue(actor, req).await
+    }
+
+    async fn queue_ticket(&self, actor: &Actor, id: &str) -> Result<QueueTicket, ManagerError> {
+        Manager::queue_ticket(self, actor, id).await
+    }
+
+    async fn queue_cancel(&self, actor: &Actor, id: &str) -> Result<QueueTicket, ManagerError> {
+        Manager::queue_cancel(self, actor, id).await
+    }
+
+    async fn queue_list(&self, actor: &Actor) -> Result<Vec<QueueTicket>, ManagerError> {
+        check_access(actor, Action::List, None)?;
+        self.queue_entries(actor).await
+    }
+
+    async fn pool_status(&self, actor: &Actor) -> Result<PoolStatus, ManagerError> {
+        check_access(actor, Action::List, None)?;
+        Manager::pool_report(self).await
     }
 
     async fn list(&self, actor: &Actor, query: ListQuery) -> Result<Vec<Lease>, ManagerError> {
@@ -199,6 +222,9 @@ impl LeaseService for Arc<Manager> {
                 "lease {id} is `{}`; only active leases can be changed",
                 lease.state
             )));
+        }
+        if patch.hold == Some(true) && !lease.hold {
+            self.check_hold_cap(&lease.owner).await?;
         }
         let update = LeaseUpdate {
             expires_at,

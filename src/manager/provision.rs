@@ -26,6 +26,7 @@ impl Manager {
             namespace: lease.namespace.clone(),
             template: lease.template.clone(),
             credentials: self.key.credentials(&lease.stack_id, &lease.template),
+            host: Some(lease.host.clone()),
         }
     }
 
@@ -34,6 +35,8 @@ impl Manager {
     /// A failure of the stack becomes a `failed` lease with the reason; only a
     /// failure of the store itself is returned as an error.
     pub async fn provision(&self, id: LeaseId) -> Result<Lease, ManagerError> {
+        // Pool refills wait while this runs.
+        let _real = self.priority.real_work();
         match self.try_provision(id).await {
             Ok(lease) => Ok(lease),
             Err(e @ (ManagerError::NotFound(_) | ManagerError::Unavailable(_))) => Err(e),
@@ -172,31 +175,12 @@ impl Manager {
         Ok(lease)
     }
 
-    /// After a restart: finish what a crash interrupted. Leases still `requested`
-    /// or `provisioning` are provisioned again (the backend adopts what already
-    /// runs), `releasing` ones are released; returns how many leases were resumed.
-    pub async fn recover(&self) -> Result<usize, ManagerError> {
-        let filter = LeaseFilter {
-            states: vec![LeaseState::Requested, LeaseState::Provisioning, LeaseState::Releasing],
-            ..Default::default()
-        };
-        let pending = self.store.list_leases(&filter).await?;
-        let n = pending.len();
-        let mut jobs = Vec::new();
-        for lease in pending {
-            jobs.push(async move {
-                if lease.state == LeaseState::Releasing {
-                    if let Err(e) = self.finish_release(lease, SYSTEM).await {
-                        tracing::warn!(error = %e, "resuming a release failed");
-                    }
-                } else {
-                    if let Err(e) = self.provision(lease.id).await {
-                        tracing::warn!(error = %e, "resuming a provisioning failed");
-                    }
-                }
-            });
-        }
-        futures::future::join_all(jobs).await;
-        Ok(n)
+    /// After a restart: finish what a crash interrupted. Leases still
+    /// `requested` or `provisioning` are provisioned again (the backend adopts what
+    /// already runs), `releasing` ones are released — but only those whose
+    /// manager instance stopped heartbeating (another live instance may be
+    /// working on the rest). Returns how many leases were taken over.
+    pub async fn recover(self: &std::sync::Arc<Self>) -> Result<usize, ManagerError> {
+        self.take_over_once().await
     }
 }

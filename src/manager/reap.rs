@@ -99,6 +99,8 @@ impl Manager {
                 ..Default::default()
             })
             .await?;
+        // Pool stacks (warming or ready) belong to the pool, not to a lease.
+        let pooled: BTreeSet<String> = self.store.pool_list().await?.into_iter().map(|p| p.stack_id).collect();
         let mut by_stack: BTreeMap<&str, Vec<&crate::lease::Lease>> = BTreeMap::new();
         for l in active.iter().filter(|l| !expired.contains(&l.id)) {
             by_stack.entry(l.stack_id.as_str()).or_default().push(l);
@@ -106,7 +108,10 @@ impl Manager {
 
         let seen_before = self.load_orphans();
         let mut still_orphaned = BTreeSet::new();
-        for stack in stacks.iter().filter(|s| !retired.contains(s.stack_id.as_str())) {
+        for stack in stacks
+            .iter()
+            .filter(|s| !retired.contains(s.stack_id.as_str()) && !pooled.contains(&s.stack_id))
+        {
             match by_stack.get(stack.stack_id.as_str()) {
                 None if !seen_before.contains(&stack.stack_id) => {
                     still_orphaned.insert(stack.stack_id.clone());

@@ -145,6 +145,10 @@ impl crate::manager::Seeder for LibrarySeeder {
         self.library.exists(snapshot)
     }
 
+    async fn prepare(&self, snapshot: &str) -> Result<(), String> {
+        self.get(snapshot).await.map(|_| ()).map_err(|e| e.to_string())
+    }
+
     async fn seed(
         &self,
         snapshot: &str,

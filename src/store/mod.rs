@@ -16,9 +16,14 @@ use chrono::{DateTime, Duration, Utc};
 use crate::lease::{AuditEvent, Lease, LeaseId, LeaseState, NewLease, Scope};
 use crate::stack::StackEndpoints;
 
+mod admission;
 pub mod postgres;
-mod row;
+#[doc(hidden)]
+pub mod row;
+pub mod sql;
 pub mod sqlite;
+
+pub use admission::{Admission, Admitted, HostCapacity, Instance, PoolStack, PoolState, PoolWant, Waiter, WaiterState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -48,6 +53,12 @@ pub enum StoreError {
     Corrupt(String),
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
+    #[error("every host is at capacity ({capacity} stacks) and the pool has nothing to give up; retry later or reserve with --wait")]
+    CapacityExhausted { capacity: u64 },
+    #[error("{waiting} reservation(s) are waiting for capacity; reserve with --wait to queue behind them")]
+    QueueNotEmpty { waiting: u64 },
+    #[error("queue entry {0} is no longer waiting")]
+    WaiterSettled(String),
 }
 
 /// Which leases `list_leases` returns.
@@ -118,11 +129,160 @@ pub trait Store: Send + Sync + 'static {
     /// Which database this is (`sqlite` or `postgres`), for logs and `doctor`.
     fn kind(&self) -> &'static str;
 
+    /// Open a transaction (write-locked on SQLite) for the procedures below.
+    async fn begin(&self) -> Result<Box<dyn sql::SqlTx>, StoreError>;
+
     /// Insert a lease in state `requested` with its creation audit event, atomically
     /// refusing it when `new.owner` already holds `quota` active leases
     /// (`QuotaExceeded`) or `new.namespace` is used by an active lease on the same
     /// stack (`NamespaceTaken`). Safe under any number of concurrent callers.
-    async fn create_lease(&self, new: &NewLease, quota: u32, actor: &str) -> Result<Lease, StoreError>;
+    async fn create_lease(&self, new: &NewLease, quota: u32, actor: &str) -> Result<Lease, StoreError> {
+        Ok(self
+            .reserve_lease(new, &Admission::quota_only(quota), actor)
+            .await?
+            .lease)
+    }
+
+    /// [`Store::create_lease`] plus, in the same transaction, queue order, a pool
+    /// claim and placement on a host with free capacity (see `admission`).
+    async fn reserve_lease(&self, new: &NewLease, adm: &Admission<'_>, actor: &str) -> Result<Admitted, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::reserve(tx.as_mut(), new, adm, actor).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Add a `warming` pool stack when the pool is short and capacity allows.
+    async fn pool_fill(&self, want: &PoolWant<'_>) -> Result<Option<PoolStack>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::pool_fill(tx.as_mut(), want).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// A warmed pool stack is ready; false when it was evicted meanwhile.
+    async fn pool_ready(
+        &self,
+        stack_id: &str,
+        endpoints: &StackEndpoints,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::pool_ready(tx.as_mut(), stack_id, endpoints, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn pool_list(&self) -> Result<Vec<PoolStack>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::pool_list(tx.as_mut()).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Remove (and return) pool stacks too old or orphaned by a dead worker.
+    async fn pool_retire(
+        &self,
+        before: DateTime<Utc>,
+        alive_since: DateTime<Utc>,
+    ) -> Result<Vec<PoolStack>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::pool_retire(tx.as_mut(), before, alive_since).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn pool_remove(&self, stack_id: &str) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::pool_remove(tx.as_mut(), stack_id).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Join the wait queue; returns the position (1 = next).
+    async fn queue_push(&self, waiter: &Waiter) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::queue_push(tx.as_mut(), waiter).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// A waiter and its position; `seen` records that its client polled.
+    async fn queue_get(&self, id: &str, seen: Option<DateTime<Utc>>) -> Result<Option<(Waiter, u64)>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::queue_get(tx.as_mut(), id, seen).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn queue_head(&self) -> Result<Option<Waiter>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::queue_head(tx.as_mut()).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn queue_list(&self, only_waiting: bool) -> Result<Vec<Waiter>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::queue_list(tx.as_mut(), only_waiting).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn queue_settle(
+        &self,
+        id: &str,
+        to: WaiterState,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::queue_settle(tx.as_mut(), id, to, reason, now).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Time out waiters past their deadline or abandoned by their client.
+    async fn queue_expire(
+        &self,
+        now: DateTime<Utc>,
+        abandoned_before: DateTime<Utc>,
+    ) -> Result<Vec<Waiter>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::queue_expire(tx.as_mut(), now, abandoned_before).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn instance_beat(&self, instance: &Instance) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        admission::instance_beat(tx.as_mut(), instance).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn instances(&self) -> Result<Vec<Instance>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::instances(tx.as_mut()).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Take over in-flight leases of managers silent since `alive_since`.
+    async fn take_over(&self, me: &str, alive_since: DateTime<Utc>) -> Result<Vec<Lease>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::take_over(tx.as_mut(), me, alive_since).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    /// Stacks in use per host.
+    async fn host_usage(&self) -> Result<BTreeMap<String, u32>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = admission::host_usage(tx.as_mut()).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
 
     async fn get_lease(&self, id: LeaseId) -> Result<Lease, StoreError>;
 

@@ -13,7 +13,7 @@ use sqlx::{PgPool, Postgres, QueryBuilder};
 
 use super::row::{self, EventRow, LeaseRow, TokenRow, ACTIVE_SQL, EXPIRABLE_SQL, LEASE_COLUMNS};
 use super::{Change, LeaseFilter, LeaseUpdate, Store, StoreError, TokenRecord};
-use crate::lease::{AuditEvent, Lease, LeaseId, LeaseState, NewLease};
+use crate::lease::{AuditEvent, Lease, LeaseId, LeaseState};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
 
@@ -74,64 +74,8 @@ impl Store for PostgresStore {
         "postgres"
     }
 
-    async fn create_lease(&self, new: &NewLease, quota: u32, actor: &str) -> Result<Lease, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // Serialise reservations of one owner across every manager sharing the database.
-        sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1))")
-            .bind(&new.owner)
-            .execute(&mut *tx)
-            .await?;
-        let active: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM leases WHERE owner = $1 AND state IN {ACTIVE_SQL}"
-        ))
-        .bind(&new.owner)
-        .fetch_one(&mut *tx)
-        .await?;
-        if active >= i64::from(quota) {
-            return Err(StoreError::QuotaExceeded {
-                owner: new.owner.clone(),
-                limit: quota,
-            });
-        }
-        let inserted = sqlx::query_as::<_, LeaseRow>(&format!(
-            "INSERT INTO leases ({LEASE_COLUMNS}) \
-             VALUES ($1, $2, $3, $4, $5, $6, 'requested', NULL, $7, $7, $8, NULL, $9, $10, NULL, $11) \
-             RETURNING {LEASE_COLUMNS}"
-        ))
-        .bind(new.id.to_string())
-        .bind(&new.owner)
-        .bind(new.namespace.as_str())
-        .bind(&new.stack_id)
-        .bind(row::json(&new.template)?)
-        .bind(&new.seed)
-        .bind(row::ms(new.created_at))
-        .bind(row::ms(new.expires_at))
-        .bind(new.hold)
-        .bind(row::json(&new.labels)?)
-        .bind(&new.backend)
-        .fetch_one(&mut *tx)
-        .await;
-        let lease = match inserted {
-            Ok(r) => Lease::try_from(r)?,
-            Err(e) if row::is_unique_violation(&e) => {
-                return Err(StoreError::NamespaceTaken {
-                    namespace: new.namespace.to_string(),
-                    stack_id: new.stack_id.clone(),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
-        sqlx::query(
-            "INSERT INTO lease_events (lease_id, at, actor, from_state, to_state, reason) \
-             VALUES ($1, $2, $3, NULL, 'requested', NULL)",
-        )
-        .bind(new.id.to_string())
-        .bind(row::ms(new.created_at))
-        .bind(actor)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(lease)
+    async fn begin(&self) -> Result<Box<dyn super::sql::SqlTx>, StoreError> {
+        Ok(Box::new(super::sql::PgTx(self.pool.begin().await?)))
     }
 
     async fn get_lease(&self, id: LeaseId) -> Result<Lease, StoreError> {

@@ -5,7 +5,7 @@ use super::{StoreError, TokenRecord};
 use crate::lease::{AuditEvent, Lease, LeaseId, LeaseState, Namespace};
 
 pub(super) const LEASE_COLUMNS: &str = "id, owner, namespace, stack_id, template, seed, state, failure_reason, \
-     created_at, updated_at, expires_at, last_heartbeat_at, hold, labels, endpoints, backend";
+     created_at, updated_at, expires_at, last_heartbeat_at, hold, labels, endpoints, backend, host";
 
 /// SQL list of the active states, for `state IN (…)`.
 pub(super) const ACTIVE_SQL: &str = "('requested', 'provisioning', 'ready', 'releasing')";
@@ -13,7 +13,7 @@ pub(super) const ACTIVE_SQL: &str = "('requested', 'provisioning', 'ready', 'rel
 pub(super) const EXPIRABLE_SQL: &str = "('requested', 'provisioning', 'ready')";
 
 #[derive(Debug, sqlx::FromRow)]
-pub(super) struct LeaseRow {
+pub struct LeaseRow {
     pub id: String,
     pub owner: String,
     pub namespace: String,
@@ -30,6 +30,7 @@ pub(super) struct LeaseRow {
     pub labels: String,
     pub endpoints: Option<String>,
     pub backend: String,
+    pub host: String,
 }
 
 #[derive(Debug, sqlx::FromRow)]
@@ -98,6 +99,7 @@ impl TryFrom<LeaseRow> for Lease {
                 .transpose()
                 .map_err(|e| corrupt("endpoints", e))?,
             backend: r.backend,
+            host: r.host,
         })
     }
 }

@@ -13,7 +13,7 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::row::{self, EventRow, LeaseRow, TokenRow, ACTIVE_SQL, EXPIRABLE_SQL, LEASE_COLUMNS};
 use super::{Change, LeaseFilter, LeaseUpdate, Store, StoreError, TokenRecord};
-use crate::lease::{AuditEvent, Lease, LeaseId, LeaseState, NewLease};
+use crate::lease::{AuditEvent, Lease, LeaseId, LeaseState};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -96,60 +96,8 @@ impl Store for SqliteStore {
         "sqlite"
     }
 
-    async fn create_lease(&self, new: &NewLease, quota: u32, actor: &str) -> Result<Lease, StoreError> {
-        let mut tx = self.write_tx().await?;
-        let active: i64 = sqlx::query_scalar(&format!(
-            "SELECT COUNT(*) FROM leases WHERE owner = ? AND state IN {ACTIVE_SQL}"
-        ))
-        .bind(&new.owner)
-        .fetch_one(&mut *tx)
-        .await?;
-        if active >= i64::from(quota) {
-            return Err(StoreError::QuotaExceeded {
-                owner: new.owner.clone(),
-                limit: quota,
-            });
-        }
-        let inserted = sqlx::query_as::<_, LeaseRow>(&format!(
-            "INSERT INTO leases ({LEASE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, 'requested', NULL, ?, ?, ?, NULL, ?, ?, NULL, ?) \
-             RETURNING {LEASE_COLUMNS}"
-        ))
-        .bind(new.id.to_string())
-        .bind(&new.owner)
-        .bind(new.namespace.as_str())
-        .bind(&new.stack_id)
-        .bind(row::json(&new.template)?)
-        .bind(&new.seed)
-        .bind(row::ms(new.created_at))
-        .bind(row::ms(new.created_at))
-        .bind(row::ms(new.expires_at))
-        .bind(new.hold)
-        .bind(row::json(&new.labels)?)
-        .bind(&new.backend)
-        .fetch_one(&mut *tx)
-        .await;
-        let lease = match inserted {
-            Ok(r) => Lease::try_from(r)?,
-            Err(e) if row::is_unique_violation(&e) => {
-                return Err(StoreError::NamespaceTaken {
-                    namespace: new.namespace.to_string(),
-                    stack_id: new.stack_id.clone(),
-                })
-            }
-            Err(e) => return Err(e.into()),
-        };
-        insert_event(
-            &mut tx,
-            new.id,
-            new.created_at,
-            actor,
-            None,
-            LeaseState::Requested,
-            None,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(lease)
+    async fn begin(&self) -> Result<Box<dyn super::sql::SqlTx>, StoreError> {
+        Ok(Box::new(super::sql::LiteTx(self.write_tx().await?)))
     }
 
     async fn get_lease(&self, id: LeaseId) -> Result<Lease, StoreError> {

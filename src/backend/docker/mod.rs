@@ -59,6 +59,10 @@ pub struct DockerBackend {
     health_timeout: Duration,
     /// Memory limit per container, bytes.
     pub memory: i64,
+    /// Where service ports are published on the engine's host, and the
+    /// address clients use to reach them (both 127.0.0.1 for the local engine).
+    publish_ip: String,
+    advertise: String,
 }
 
 fn name(stack_id: &str, service: ServiceKind) -> String {
@@ -86,6 +90,48 @@ impl DockerBackend {
             manager: manager.to_string(),
             health_timeout: Duration::from_secs(60),
             memory: 256 * 1024 * 1024,
+            publish_ip: "127.0.0.1".into(),
+            advertise: "127.0.0.1".into(),
+        })
+    }
+
+    /// Connect to the engine at `url` (`unix://PATH` or `tcp://HOST:PORT`);
+    /// stacks there publish their ports on every interface of that host and
+    /// are reached at `advertise` (default: the URL's host, or 127.0.0.1 for
+    /// a socket).
+    pub async fn connect_url(
+        binary: PathBuf,
+        manager: &str,
+        url: &str,
+        advertise: Option<&str>,
+    ) -> Result<Self, BackendError> {
+        let (docker, host) = if let Some(path) = url.strip_prefix("unix://") {
+            (
+                Docker::connect_with_socket(path, 120, bollard::API_DEFAULT_VERSION).map_err(unavailable)?,
+                "127.0.0.1".to_string(),
+            )
+        } else {
+            let http = url.replacen("tcp://", "http://", 1);
+            let host = url::Url::parse(&http)
+                .ok()
+                .and_then(|u| u.host_str().map(str::to_string))
+                .unwrap_or_else(|| "127.0.0.1".into());
+            (
+                Docker::connect_with_http(&http, 120, bollard::API_DEFAULT_VERSION).map_err(unavailable)?,
+                host,
+            )
+        };
+        let docker = docker.negotiate_version().await.map_err(unavailable)?;
+        docker.ping().await.map_err(unavailable)?;
+        let local = host == "127.0.0.1";
+        Ok(Self {
+            docker,
+            binary,
+            manager: manager.to_string(),
+            health_timeout: Duration::from_secs(60),
+            memory: 256 * 1024 * 1024,
+            publish_ip: if local { "127.0.0.1".into() } else { "0.0.0.0".into() },
+            advertise: advertise.map(str::to_string).unwrap_or(host),
         })
     }
 
@@ -256,7 +302,7 @@ impl DockerBackend {
                         [(
                             port_key,
                             Some(vec![PortBinding {
-                                host_ip: Some("127.0.0.1".into()),
+                                host_ip: Some(self.publish_ip.clone()),
                                 host_port: Some(String::new()),
                             }]),
                         )]
@@ -307,7 +353,7 @@ impl DockerBackend {
         }
         let port = self.wait_healthy(&spec.stack_id, kind, &cname).await?;
         Ok(Endpoint {
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("http://{}:{port}", self.advertise),
             internal_url: Some(format!("http://{cname}:{PORT}")),
             credentials: creds.clone(),
         })
