@@ -33,6 +33,7 @@ fn spec(i: usize) -> StackSpec {
             })
             .collect::<BTreeMap<_, _>>(),
         template,
+        host: None,
     }
 }
 

@@ -62,6 +62,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         namespace: Namespace::parse("bench")?,
         template,
         credentials,
+        host: None,
     };
     let endpoints = backend.provision(&spec).await?;
     let alice = Namespacer::new(Namespace::parse("alice")?);

@@ -34,6 +34,7 @@ fn spec(stack_id: &str) -> StackSpec {
         namespace: Namespace::parse("alice").expect("ns"),
         template,
         credentials,
+        host: None,
     }
 }
 

@@ -304,6 +304,7 @@ fn one_service_spec(i: usize) -> StackSpec {
                 secret: "s".into(),
             },
         )]),
+        host: None,
     }
 }
 

@@ -272,11 +272,14 @@ async fn manager_pool_eviction_queue_and_holds() {
         capacity: 3,
     }]);
     m.set_pools(pools(2));
-    assert_eq!(m.refill_once().await.expect("refill"), 1);
-    assert_eq!(m.refill_once().await.expect("refill"), 1);
+    assert_eq!(m.refill_once().await.expect("refill"), 2);
     assert_eq!(m.refill_once().await.expect("refill"), 0, "the pool is full");
+    m.beat().await.expect("heartbeat");
     let status = m.pool_report().await.expect("status");
     assert_eq!((status.pools[0].ready, status.hosts[0].used), (2, 2));
+    assert_eq!(status.instances.len(), 1);
+    assert!(status.instances[0].alive && status.instances[0].id == m.instance_id());
+    assert_eq!(status.instances[0].pid, std::process::id());
 
     let alice = Actor::user("alice");
     let l1 = m.reserve(&alice, req(None)).await.expect("from the pool");

@@ -62,6 +62,7 @@ async fn stack(id: &str) -> Stack {
         namespace: Namespace::parse("tests").expect("ns"),
         template,
         credentials,
+        host: None,
     };
     let endpoints = backend.provision(&spec).await.expect("provision");
     Stack {

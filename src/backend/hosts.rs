@@ -78,7 +78,8 @@ mod tests {
             owner: "o".into(),
             namespace: Namespace::parse("o").expect("ns"),
             template: Template::default_template(),
-            credentials: Default::default(),
+            credentials: crate::manager::ManagerKey::from_bytes(b"k".to_vec())
+                .credentials(&format!("s-{host}"), &Template::default_template()),
             host: Some(host.into()),
         }
     }

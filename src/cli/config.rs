@@ -137,6 +137,8 @@ pub enum BackendChoice {
     Auto,
     Process,
     Docker,
+    /// Stacks as records only, no services (benchmarks of the manager itself).
+    Memory,
 }
 
 /// Fully resolved settings.
@@ -289,6 +291,7 @@ impl Settings {
             None | Some("auto") => BackendChoice::Auto,
             Some("process") => BackendChoice::Process,
             Some("docker") => BackendChoice::Docker,
+            Some("memory") => BackendChoice::Memory,
             Some(other) => {
                 return Err(ConfigError::Invalid {
                     field: "backend",

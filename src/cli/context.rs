@@ -45,6 +45,7 @@ pub async fn backend_for(settings: &Settings) -> anyhow::Result<Arc<dyn Backend>
     };
     match settings.backend {
         BackendChoice::Process => process(),
+        BackendChoice::Memory => Ok(Arc::new(crate::backend::memory::MemoryBackend::new())),
         BackendChoice::Docker => Ok(Arc::new(docker_backend().await?)),
         BackendChoice::Auto => match docker_backend().await {
             Ok(d) => Ok(Arc::new(d)),

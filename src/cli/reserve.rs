@@ -76,7 +76,7 @@ pub async fn run(ctx: &Context, args: Args) -> anyhow::Result<Lease> {
         wait: args.wait.then(|| args.wait_timeout.clone()),
     };
     let mut lease = match ctx.service.reserve_or_wait(&ctx.actor, req).await? {
-        Reservation::Leased(lease) => lease,
+        Reservation::Leased(lease) => *lease,
         Reservation::Queued(ticket) => wait_in_queue(ctx, ticket).await?,
     };
     if args.wait && !matches!(lease.state, LeaseState::Ready | LeaseState::Failed) {

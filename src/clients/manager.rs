@@ -97,7 +97,7 @@ impl LeaseService for RemoteManager {
         if status == StatusCode::ACCEPTED {
             Ok(Reservation::Queued(serde_json::from_value(v).map_err(bad)?))
         } else {
-            Ok(Reservation::Leased(serde_json::from_value(v).map_err(bad)?))
+            Ok(Reservation::Leased(Box::new(serde_json::from_value(v).map_err(bad)?)))
         }
     }
 

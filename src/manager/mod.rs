@@ -148,7 +148,7 @@ pub trait LeaseService: Send + Sync {
     /// Reserve now, or fail when there is no capacity (even with `req.wait`).
     async fn reserve(&self, actor: &Actor, req: ReserveRequest) -> Result<Lease, ManagerError> {
         match self.reserve_or_wait(actor, req).await? {
-            Reservation::Leased(lease) => Ok(lease),
+            Reservation::Leased(lease) => Ok(*lease),
             Reservation::Queued(t) => Err(ManagerError::Unavailable(format!(
                 "no capacity: queued as {} at position {}",
                 t.id, t.position

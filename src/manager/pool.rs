@@ -185,8 +185,9 @@ impl Manager {
         })
     }
 
-    /// Retire stale pool stacks, then warm at most one new stack per pool that is
-    /// short. Returns how many stacks became ready.
+    /// Retire stale pool stacks, then warm stacks one at a time until every pool
+    /// is full (or capacity, the queue or real work says stop). Returns how many
+    /// stacks became ready.
     pub async fn refill_once(&self) -> Result<usize, ManagerError> {
         let now = self.clock.now();
         let pools = self.pools();
@@ -214,11 +215,16 @@ impl Manager {
                 worker: &self.instance.id,
                 now,
             };
-            let Some(stack) = self.store.pool_fill(&want).await? else {
-                continue;
-            };
-            if self.warm(&stack).await {
-                warmed += 1;
+            // One stack at a time, yielding to real provisioning between stacks.
+            while !self.priority.busy() {
+                let Some(stack) = self.store.pool_fill(&want).await? else {
+                    break;
+                };
+                if self.warm(&stack).await {
+                    warmed += 1;
+                } else {
+                    break;
+                }
             }
         }
         Ok(warmed)

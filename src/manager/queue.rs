@@ -51,7 +51,7 @@ impl QueueTicket {
 /// What a reservation got: a lease now, or a place in the queue.
 #[derive(Debug, Clone)]
 pub enum Reservation {
-    Leased(Lease),
+    Leased(Box<Lease>),
     Queued(QueueTicket),
 }
 
@@ -134,7 +134,7 @@ impl Manager {
             .reserve_lease(&new, &self.admission(&hosts, &new, None), &actor.user)
             .await
         {
-            Ok(admitted) => Ok(Reservation::Leased(self.start_admitted(admitted).await?)),
+            Ok(admitted) => Ok(Reservation::Leased(Box::new(self.start_admitted(admitted).await?))),
             Err(e) if is_full(&e) => match wait {
                 None => Err(e.into()),
                 Some(wait) => {

@@ -714,31 +714,26 @@ pub async fn take_over(tx: &mut dyn SqlTx, me: &str, alive_since: DateTime<Utc>)
 }
 
 pub async fn instances(tx: &mut dyn SqlTx) -> Result<Vec<Instance>, StoreError> {
+    // One row each: "id|host|pid|started_at" and the heartbeat.
     let rows = tx
-        .counts("SELECT id, heartbeat_at FROM instances ORDER BY id", vec![])
+        .counts(
+            "SELECT id || '|' || host || '|' || CAST(pid AS TEXT) || '|' || CAST(started_at AS TEXT), heartbeat_at \
+             FROM instances ORDER BY id",
+            vec![],
+        )
         .await?;
     let mut out = Vec::new();
-    for (id, beat) in rows {
-        let host = tx
-            .texts("SELECT host FROM instances WHERE id = $1", vec![id.clone().into()])
-            .await?
-            .into_iter()
-            .next()
-            .unwrap_or_default();
-        let started = tx
-            .int(
-                "SELECT started_at FROM instances WHERE id = $1",
-                vec![id.clone().into()],
-            )
-            .await?;
-        let pid = tx
-            .int("SELECT pid FROM instances WHERE id = $1", vec![id.clone().into()])
-            .await?;
+    for (packed, beat) in rows {
+        let mut parts = packed.rsplitn(4, '|');
+        let (Some(started), Some(pid), Some(host), Some(id)) = (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(StoreError::Corrupt(format!("instance row `{packed}`")));
+        };
         out.push(Instance {
-            id,
-            host,
-            pid: u32::try_from(pid).unwrap_or(0),
-            started_at: row::time(started)?,
+            id: id.to_string(),
+            host: host.to_string(),
+            pid: pid.parse().unwrap_or(0),
+            started_at: row::time(started.parse().unwrap_or(0))?,
             heartbeat_at: row::time(beat)?,
         });
     }
