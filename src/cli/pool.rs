@@ -16,6 +16,7 @@ pub enum PoolCommand {
     ///   max_age = "12h"
     /// and filled by `stagelib serve`.
     #[command(verbatim_doc_comment)]
+    #[allow(rustdoc::broken_intra_doc_links)]
     Status,
 }
 
