@@ -368,5 +368,32 @@ fn promote_validates_and_dry_runs() {
         serde_json::json!([]),
         "a dry run stores nothing"
     );
+    // A release that fails on this unseeded stack, with --hold-on-failure: the
+    // report names the failed tasks and the lease is held for debugging.
+    let o = run(
+        d,
+        &[
+            "promote",
+            "--lease",
+            &id,
+            "--flavor",
+            "promote_firefox",
+            "--version",
+            "158.0b5",
+            "--platform",
+            "linux-x86_64",
+            "--locales",
+            "en-US",
+            "--hold-on-failure",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FAILED release-update-verify-config"), "{out}");
+    assert!(stderr(&o).contains("holding lease"), "{}", stderr(&o));
+    let o = run(d, &["--json", "show", &id]);
+    let shown: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(shown["hold"], true, "held after the failure");
+    assert_eq!(shown["state"], "ready", "its stack is still up");
     assert!(run(d, &["release", &id]).status.success());
 }

@@ -443,3 +443,69 @@ async fn seeded_stack_in_containers_serves_previous_releases() {
     assert_eq!(stagelib::seed::snapshot::sha512_hex(&bytes), field("hashValue"));
     m.release(&Actor::admin("t"), lease.id).await.expect("release");
 }
+
+/// Two Docker hosts (here: two connections to the local engine, told apart by
+/// their manager label) with a capacity of one stack each: leases are placed by
+/// free capacity, one per host, and a third finds no room.
+#[tokio::test]
+async fn two_docker_hosts_placement_by_free_capacity() {
+    if engine("test-hosts-probe").await.is_none() {
+        return;
+    }
+    let url = std::env::var("DOCKER_HOST")
+        .ok()
+        .filter(|h| h.starts_with("unix://"))
+        .unwrap_or_else(|| "unix:///var/run/docker.sock".into());
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_stagelib"));
+    let a = Arc::new(
+        DockerBackend::connect_url(bin.clone(), "test-host-a", &url, None)
+            .await
+            .expect("host a"),
+    );
+    let b = Arc::new(
+        DockerBackend::connect_url(bin, "test-host-b", &url, None)
+            .await
+            .expect("host b"),
+    );
+    let multi = stagelib::backend::hosts::MultiHost::new(vec![
+        ("host-a".into(), a.clone() as Arc<dyn Backend>),
+        ("host-b".into(), b.clone() as Arc<dyn Backend>),
+    ])
+    .expect("hosts");
+    let db = support::sqlite_db().await;
+    let (m, _) = manager(Arc::new(multi), db.store.clone());
+    m.set_hosts(
+        ["host-a", "host-b"]
+            .iter()
+            .map(|h| stagelib::store::HostCapacity {
+                name: h.to_string(),
+                capacity: 1,
+            })
+            .collect(),
+    );
+    let mut leases = Vec::new();
+    for user in ["alice", "bob"] {
+        let l = m
+            .reserve(&Actor::user(user), ReserveRequest::default())
+            .await
+            .expect("reserve");
+        assert_eq!(l.state, LeaseState::Ready, "{:?}", l.failure_reason);
+        leases.push(l);
+    }
+    let hosts: std::collections::BTreeSet<&str> = leases.iter().map(|l| l.host.as_str()).collect();
+    assert_eq!(hosts.len(), 2, "one stack per host: {hosts:?}");
+    for l in &leases {
+        let on = if l.host == "host-a" { &a } else { &b };
+        let ids: Vec<String> = on.list().await.expect("list").into_iter().map(|s| s.stack_id).collect();
+        assert!(ids.contains(&l.stack_id), "{} runs on {}", l.stack_id, l.host);
+    }
+    let e = m
+        .reserve(&Actor::user("carol"), ReserveRequest::default())
+        .await
+        .expect_err("both hosts are full");
+    assert!(e.to_string().contains("capacity"), "{e}");
+    for l in &leases {
+        m.release(&Actor::user(&l.owner), l.id).await.expect("release");
+    }
+    assert!(a.list().await.expect("list").is_empty() && b.list().await.expect("list").is_empty());
+}
