@@ -186,6 +186,10 @@ async fn two_instances() -> Res<()> {
     let mut pooled = 0;
     for i in 0..ROUNDS {
         let base = if i % 2 == 0 { &a } else { &b };
+        // A warm checkout: wait (untimed) until the pool has a stack to give.
+        while api.ready_in_pool(base).await? == 0 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         let t = Instant::now();
         let (status, lease) = api.reserve(base, i).await?;
         checkout.push(t.elapsed());
@@ -245,10 +249,23 @@ async fn two_instances() -> Res<()> {
     Ok(())
 }
 
-async fn real_stacks() -> Res<()> {
+async fn real_stacks(docker: bool) -> Res<()> {
     let dir = tempfile::tempdir()?;
     let store = stagelib::store::open(&format!("sqlite://{}", dir.path().join("db.sqlite").display())).await?;
-    let backend = Arc::new(ProcessBackend::new(dir.path().join("process"), PathBuf::from(BIN)));
+    let backend: Arc<dyn stagelib::backend::Backend> = if docker {
+        match stagelib::backend::docker::DockerBackend::connect(PathBuf::from(BIN), "bench-pool").await {
+            Ok(d) => {
+                d.ensure_image().await?;
+                Arc::new(d)
+            }
+            Err(e) => {
+                println!("[docker] skipped: {e}");
+                return Ok(());
+            }
+        }
+    } else {
+        Arc::new(ProcessBackend::new(dir.path().join("process"), PathBuf::from(BIN)))
+    };
     let m = Manager::new(ManagerParts {
         store,
         backend: backend.clone(),
@@ -261,11 +278,14 @@ async fn real_stacks() -> Res<()> {
         background: false,
     });
     m.seed_with(Arc::new(LibrarySeeder::new(SnapshotLibrary::new(vec![]))));
-    println!("[sqlite, process backend, real stacks of balrog + bouncer + s3]");
+    println!(
+        "[sqlite, {} backend, real stacks of balrog + bouncer + s3]",
+        if docker { "docker" } else { "process" }
+    );
     m.set_pools(vec![PoolConfig {
         template: Template::default_template(),
         seed: None,
-        min_ready: 4,
+        min_ready: if docker { 2 } else { 4 },
         max_age: chrono::Duration::hours(1),
     }]);
     let t = Instant::now();
@@ -278,13 +298,13 @@ async fn real_stacks() -> Res<()> {
     m.set_pools(vec![PoolConfig {
         template: Template::default_template(),
         seed: Some("default".into()),
-        min_ready: 3,
+        min_ready: if docker { 2 } else { 3 },
         max_age: chrono::Duration::hours(1),
     }]);
     m.refill_once().await?;
     let actor = Actor::admin("bench");
     let mut warm = Vec::new();
-    for i in 0..3 {
+    for i in 0..if docker { 2 } else { 3 } {
         let req = ReserveRequest {
             namespace: Some(format!("warm{i}")),
             seed: Some("default".into()),
@@ -321,8 +341,8 @@ async fn real_stacks() -> Res<()> {
         m.release(&actor, l.id).await?;
     }
     let _ = cold;
-    for s in stagelib::backend::Backend::list(backend.as_ref()).await? {
-        stagelib::backend::Backend::destroy(backend.as_ref(), &s.stack_id).await?;
+    for s in backend.list().await? {
+        backend.destroy(&s.stack_id).await?;
     }
     Ok(())
 }
@@ -331,6 +351,7 @@ fn main() -> Res<()> {
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async {
         two_instances().await?;
-        real_stacks().await
+        real_stacks(false).await?;
+        real_stacks(true).await
     })
 }
