@@ -112,8 +112,22 @@ pub fn version_routes(service: &'static str) -> Router {
     )
 }
 
-/// Bind `args.listen`, write the ready file, and serve `router` until SIGTERM or
-/// Ctrl-C.
+/// Resolves once `dir` no longer exists: the stack was removed underneath the
+/// service (its manager is gone, or a test's temporary directory was dropped),
+/// so nothing of it can be kept and the service must not linger.
+pub async fn data_dir_gone(dir: PathBuf) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if !tokio::fs::try_exists(&dir).await.unwrap_or(true) {
+            tracing::warn!(dir = %dir.display(), "data directory removed; stopping");
+            return;
+        }
+    }
+}
+
+/// Bind `args.listen`, write the ready file, and serve `router` until SIGTERM,
+/// Ctrl-C, or the removal of its data directory.
 pub async fn serve(router: Router, args: &CommonArgs, service: &'static str) -> Result<(), ServeError> {
     let listener = bind(args.listen).await?;
     let addr = listener.local_addr().map_err(ServeError::Serve)?;
@@ -122,7 +136,15 @@ pub async fn serve(router: Router, args: &CommonArgs, service: &'static str) -> 
     }
     tracing::info!(%addr, service, "listening");
     axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown({
+            let gone = data_dir_gone(args.data_dir.clone());
+            async move {
+                tokio::select! {
+                    _ = shutdown_signal() => {},
+                    _ = gone => {},
+                }
+            }
+        })
         .await
         .map_err(ServeError::Serve)
 }
@@ -152,6 +174,21 @@ pub async fn shutdown_signal() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn noticing_a_removed_data_dir() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let watched = dir.path().join("svc");
+        std::fs::create_dir(&watched).expect("mkdir");
+        let gone = tokio::spawn(data_dir_gone(watched.clone()));
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        assert!(!gone.is_finished(), "still there: keeps serving");
+        std::fs::remove_dir(&watched).expect("rm");
+        tokio::time::timeout(std::time::Duration::from_secs(5), gone)
+            .await
+            .expect("noticed within a tick")
+            .expect("join");
+    }
 
     #[test]
     fn ready_file_is_written_whole() {
