@@ -15,14 +15,6 @@ const BIN: &str = env!("CARGO_BIN_EXE_stagelib");
 const CAPACITY: usize = 6;
 const POOL: u64 = 4;
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 fn cmd(state: &Path, db: &str) -> Command {
     let mut c = Command::new(BIN);
     c.env("STAGELIB_STATE_DIR", state)
@@ -49,19 +41,6 @@ fn start_serve(state: &Path, db: &str, port: u16, log: &str) -> Child {
         .stderr(err)
         .spawn()
         .expect("spawn serve")
-}
-
-async fn wait_healthy(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("serve at {base} did not become healthy");
 }
 
 struct Api {
@@ -184,12 +163,12 @@ async fn two_instances_one_pool_racing_reservations_and_a_kill_9() {
             .expect("client"),
         token,
     };
-    let (pa, pb) = (free_port(), free_port());
+    let (pa, pb) = (support::free_port(), support::free_port());
     let (a, b) = (format!("http://127.0.0.1:{pa}"), format!("http://127.0.0.1:{pb}"));
     let mut serve_a = start_serve(state, &pg.url, pa, "serve-a.log");
     let mut serve_b = start_serve(state, &pg.url, pb, "serve-b.log");
-    wait_healthy(&a).await;
-    wait_healthy(&b).await;
+    support::wait_healthy(&a).await;
+    support::wait_healthy(&b).await;
     api.wait_pool_ready(&a, POOL).await;
     let instances = api.pool(&b).await["instances"].as_array().expect("instances").len();
     assert!(instances >= 2, "both serve instances registered");

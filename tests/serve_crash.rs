@@ -1,5 +1,7 @@
 //! `kill -9` of `stagelib serve` while stacks provision, then a restart: every
 //! lease ends `ready` or `failed`, and no service process is left behind.
+mod support;
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -7,14 +9,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 const BIN: &str = env!("CARGO_BIN_EXE_stagelib");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 fn cmd(state: &Path) -> Command {
     let mut c = Command::new(BIN);
@@ -44,19 +38,6 @@ fn start_serve(state: &Path, port: u16) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("spawn serve")
-}
-
-async fn wait_healthy(base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("serve did not become healthy");
 }
 
 /// PIDs of live processes whose command line mentions `needle`.
@@ -100,10 +81,10 @@ async fn kill_9_during_provisioning_then_restart() {
         .expect("token")
         .to_string();
 
-    let port = free_port();
+    let port = support::free_port();
     let base = format!("http://127.0.0.1:{port}");
     let mut serve = start_serve(state, port);
-    wait_healthy(&base).await;
+    support::wait_healthy(&base).await;
 
     let client = reqwest::Client::new();
     let mut ids = Vec::new();
@@ -128,7 +109,7 @@ async fn kill_9_during_provisioning_then_restart() {
     let _ = serve.wait();
 
     let mut serve = start_serve(state, port);
-    wait_healthy(&base).await;
+    support::wait_healthy(&base).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut states = Vec::new();
     loop {

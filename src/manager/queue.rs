@@ -79,9 +79,9 @@ impl Manager {
         }
     }
 
-    /// After admission: give up an evicted pool stack, then provision (inline or
-    /// in the background).
-    async fn start_admitted(self: &Arc<Self>, admitted: Admitted) -> Result<Lease, ManagerError> {
+    /// After admission: give up an evicted pool stack, then provision (in the
+    /// background, or inline returning the lease as it ends up).
+    async fn start_admitted(self: &Arc<Self>, admitted: Admitted, background: bool) -> Result<Lease, ManagerError> {
         Metrics::inc(&self.metrics.reservations, 1);
         if admitted.from_pool.is_some() {
             Metrics::inc(&self.metrics.pool_claims, 1);
@@ -93,7 +93,7 @@ impl Manager {
         }
         let lease = admitted.lease;
         tracing::info!(lease = %lease.id, owner = %lease.owner, host = %lease.host, pooled = lease.stack_id.starts_with("pool-"), "reserved");
-        if self.background {
+        if background {
             let this = Arc::clone(self);
             let id = lease.id;
             self.tasks.spawn(async move {
@@ -134,7 +134,9 @@ impl Manager {
             .reserve_lease(&new, &self.admission(&hosts, &new, None), &actor.user)
             .await
         {
-            Ok(admitted) => Ok(Reservation::Leased(Box::new(self.start_admitted(admitted).await?))),
+            Ok(admitted) => Ok(Reservation::Leased(Box::new(
+                self.start_admitted(admitted, self.background).await?,
+            ))),
             Err(e) if is_full(&e) => match wait {
                 None => Err(e.into()),
                 Some(wait) => {
@@ -196,13 +198,8 @@ impl Manager {
                 Ok(admitted) => {
                     granted += 1;
                     tracing::info!(waiter = %w.id, lease = %admitted.lease.id, "granted from the queue");
-                    let this = Arc::clone(self);
                     // Never provision inline here: the caller may be someone else's poll.
-                    self.tasks.spawn(async move {
-                        if let Err(e) = this.start_admitted_background(admitted).await {
-                            tracing::warn!(error = %e, "provisioning a queued reservation failed");
-                        }
-                    });
+                    self.start_admitted(admitted, true).await?;
                 }
                 Err(StoreError::CapacityExhausted { .. }) => break,
                 Err(StoreError::WaiterSettled(_)) => continue,
@@ -219,14 +216,6 @@ impl Manager {
             }
         }
         Ok(granted)
-    }
-
-    async fn start_admitted_background(self: &Arc<Self>, admitted: Admitted) -> Result<Lease, ManagerError> {
-        Metrics::inc(&self.metrics.reservations, 1);
-        if let Some(evicted) = admitted.evicted {
-            self.destroy_pool_stack(&evicted).await;
-        }
-        self.provision(admitted.lease.id).await
     }
 
     fn ticket_access(actor: &Actor, w: &Waiter) -> Result<(), ManagerError> {

@@ -17,6 +17,7 @@ use crate::lease::{AuditEvent, Lease, LeaseId, LeaseState, NewLease, Scope};
 use crate::stack::StackEndpoints;
 
 mod admission;
+mod graphs;
 pub mod postgres;
 #[doc(hidden)]
 pub mod row;
@@ -322,16 +323,34 @@ pub trait Store: Send + Sync + 'static {
     async fn find_token(&self, hash: &str) -> Result<Option<TokenRecord>, StoreError>;
 
     /// Store a new promotion graph with its tasks, in one transaction.
-    async fn create_graph(&self, graph: &GraphRow, tasks: &[TaskRow]) -> Result<(), StoreError>;
+    async fn create_graph(&self, graph: &GraphRow, tasks: &[TaskRow]) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        graphs::create(tx.as_mut(), graph, tasks).await?;
+        tx.commit().await
+    }
 
     /// Record a task's new state.
-    async fn update_task(&self, graph_id: &str, task: &TaskRow) -> Result<(), StoreError>;
+    async fn update_task(&self, graph_id: &str, task: &TaskRow) -> Result<(), StoreError> {
+        let mut tx = self.begin().await?;
+        graphs::update_task(tx.as_mut(), graph_id, task).await?;
+        tx.commit().await
+    }
 
     /// A graph and its tasks (sorted by label).
-    async fn get_graph(&self, graph_id: &str) -> Result<Option<(GraphRow, Vec<TaskRow>)>, StoreError>;
+    async fn get_graph(&self, graph_id: &str) -> Result<Option<(GraphRow, Vec<TaskRow>)>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = graphs::get(tx.as_mut(), graph_id).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
 
     /// The graphs run against a lease, oldest first.
-    async fn list_graphs(&self, lease_id: &str) -> Result<Vec<GraphRow>, StoreError>;
+    async fn list_graphs(&self, lease_id: &str) -> Result<Vec<GraphRow>, StoreError> {
+        let mut tx = self.begin().await?;
+        let out = graphs::list(tx.as_mut(), lease_id).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
 }
 
 /// Open the store named by `url` and apply its migrations.

@@ -159,7 +159,7 @@ pub(super) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct GraphDbRow {
+pub struct GraphDbRow {
     pub graph_id: String,
     pub lease_id: String,
     pub flavor: String,
@@ -181,7 +181,7 @@ impl TryFrom<GraphDbRow> for super::GraphRow {
 }
 
 #[derive(sqlx::FromRow)]
-pub(super) struct TaskDbRow {
+pub struct TaskDbRow {
     pub label: String,
     pub task_id: String,
     pub state: String,

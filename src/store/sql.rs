@@ -7,7 +7,7 @@
 use async_trait::async_trait;
 use sqlx::{Postgres, Sqlite, Transaction};
 
-use super::row::LeaseRow;
+use super::row::{GraphDbRow, LeaseRow, TaskDbRow};
 use super::StoreError;
 
 /// One bound value.
@@ -97,6 +97,8 @@ pub trait SqlTx: Send {
     async fn counts(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<(String, i64)>, StoreError>;
     async fn pools(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<PoolDbRow>, StoreError>;
     async fn waiters(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<WaiterDbRow>, StoreError>;
+    async fn graphs(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<GraphDbRow>, StoreError>;
+    async fn tasks(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<TaskDbRow>, StoreError>;
     /// The raw result, so a unique violation can be told apart.
     async fn leases(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<LeaseRow>, sqlx::Error>;
     async fn commit(self: Box<Self>) -> Result<(), StoreError>;
@@ -165,6 +167,16 @@ macro_rules! impl_sql_tx {
             async fn waiters(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<WaiterDbRow>, StoreError> {
                 let sql = $conv(sql);
                 let q = bind_all!(sqlx::query_as::<_, WaiterDbRow>(&sql), args);
+                Ok(q.fetch_all(&mut *self.0).await?)
+            }
+            async fn graphs(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<GraphDbRow>, StoreError> {
+                let sql = $conv(sql);
+                let q = bind_all!(sqlx::query_as::<_, GraphDbRow>(&sql), args);
+                Ok(q.fetch_all(&mut *self.0).await?)
+            }
+            async fn tasks(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<TaskDbRow>, StoreError> {
+                let sql = $conv(sql);
+                let q = bind_all!(sqlx::query_as::<_, TaskDbRow>(&sql), args);
                 Ok(q.fetch_all(&mut *self.0).await?)
             }
             async fn leases(&mut self, sql: &str, args: Vec<Val>) -> Result<Vec<LeaseRow>, sqlx::Error> {

@@ -138,3 +138,26 @@ pub async fn serve_api(manager: Arc<Manager>) -> SocketAddr {
     addr
 }
 pub mod balrog;
+
+/// A free loopback port (for a `stagelib serve` child).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// Wait until `base/healthz` answers 2xx (30 s at most).
+pub async fn wait_healthy(base: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("{base}/healthz")).await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("serve at {base} did not become healthy");
+}
